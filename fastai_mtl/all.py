@@ -7,14 +7,16 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #6bef051b
+# %% ../nbs/98_all.ipynb #70661c72
 from .tasks import *
 from .data import *
 from .model import *
 from .loss import *
 from .metrics import *
 from .learner import *
-from . import tasks, data, model, loss, metrics, learner
+from .inference import *
+from .interpret import *
+from . import tasks, data, model, loss, metrics, learner, inference, interpret
 
-# %% ../nbs/98_all.ipynb #dc7b39cf
-__all__ = [name for mod in (tasks, data, model, loss, metrics, learner) for name in mod.__all__]
+# %% ../nbs/98_all.ipynb #746554a1
+__all__ = [name for mod in (tasks, data, model, loss, metrics, learner, inference, interpret) for name in mod.__all__]
