@@ -7,16 +7,18 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/98_all.ipynb #70661c72
+# %% ../nbs/98_all.ipynb #6cbd921a
 from .tasks import *
 from .data import *
 from .model import *
 from .loss import *
 from .metrics import *
+from .weighting import *
 from .learner import *
+from .tabular import *
 from .inference import *
 from .interpret import *
-from . import tasks, data, model, loss, metrics, learner, inference, interpret
+from . import tasks, data, model, loss, metrics, weighting, learner, tabular, inference, interpret
 
-# %% ../nbs/98_all.ipynb #746554a1
-__all__ = [name for mod in (tasks, data, model, loss, metrics, learner, inference, interpret) for name in mod.__all__]
+# %% ../nbs/98_all.ipynb #55b8a94d
+__all__ = [name for mod in (tasks, data, model, loss, metrics, weighting, learner, tabular, inference, interpret) for name in mod.__all__]

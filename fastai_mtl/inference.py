@@ -59,11 +59,12 @@ def _plain(label):
     if isinstance(label, tuple): return tuple(map(float, label))
     return float(label)
 
-# %% ../nbs/07_inference.ipynb #9b27dfe0
+# %% ../nbs/07_inference.ipynb #d473632e
 def _getter_tfms(dls, item):
     "How many type transforms to skip for `item`: the `ColReader` getter when `item` is a file name"
+    if not isinstance(item, (str, Path)): return None
     fs = dls.valid_ds.tls[0].tfms.fs
-    return 1 if isinstance(item, (str, Path)) and len(fs) and isinstance(fs[0], ColReader) else None
+    return 1 if len(fs) and isinstance(fs[0], ColReader) else None
 
 # %% ../nbs/07_inference.ipynb #1ab428eb
 @patch

@@ -11,15 +11,17 @@ __all__ = ['MultiTaskLoss']
 from fastai.vision.all import *
 from .tasks import *
 
-# %% ../nbs/03_loss.ipynb #dbf55536
+# %% ../nbs/03_loss.ipynb #c717243b
 class MultiTaskLoss(Module):
     "Weighted sum of each task's loss over its labelled elements"
     def __init__(self,
         tasks:Tasks, # The tasks, in the order of the model's outputs and the targets
+        weighting:nn.Module=None, # Combines the task losses (see `fastai_mtl.weighting`); the tasks' static weights if None
         reduction:str='mean', # 'mean' or 'sum' reduce over items; 'none' gives one loss per item
     ):
-        store_attr('tasks,reduction')
+        store_attr('tasks,weighting,reduction')
         self.register_buffer('weights', tensor(tasks.weights).float())
+        if weighting is not None: weighting.setup(tasks)
 
     def _check(self, preds, targs):
         n = len(preds) if isinstance(preds, (tuple, list)) else 1
@@ -36,9 +38,15 @@ class MultiTaskLoss(Module):
         counts = torch.stack([m.sum() for m in masks]).float()
         task_losses = torch.stack([l.sum() for l in losses]) / counts.clamp_min(1)
         self.task_losses,self.task_counts = task_losses.detach(),counts
-        if self.reduction != 'none': return (self.weights*task_losses).sum()
-        item_losses = torch.stack([l.sum(1)/m.sum(1).clamp_min(1) for l,m in zip(losses, masks)], 1)
-        return (item_losses*self.weights).sum(1)
+        if self.reduction == 'none':
+            item_losses = torch.stack([l.sum(1)/m.sum(1).clamp_min(1) for l,m in zip(losses, masks)], 1)
+            return (item_losses*self.task_weights.to(item_losses)).sum(1)
+        return (self.weights*task_losses).sum() if self.weighting is None else self.weighting(task_losses, counts)
+
+    @property
+    def task_weights(self):
+        "The weights of the tasks: the weighting's latest, or the static ones"
+        return self.weights if self.weighting is None else self.weighting.weights
 
     def activation(self, preds): return tuple(t.activation(p) for t,p in zip(self.tasks, preds))
     def decodes(self, preds): return tuple(t.decodes(p) for t,p in zip(self.tasks, preds))

@@ -31,19 +31,34 @@ def _timm_body(arch, n_in=3, pretrained=True, cut=None):
     except ImportError: raise ImportError(f"Architecture {arch!r} is a timm model name, and timm is not installed: `pip install timm`") from None
     return TimmBody(timm.create_model(arch, pretrained=pretrained, num_classes=0, in_chans=n_in), pretrained, cut, n_in)
 
-# %% ../nbs/02_model.ipynb #f7e16d28
+# %% ../nbs/02_model.ipynb #fac41b79
+def _split_index(model, body, split_at):
+    "Position in `body` of layer `split_at`: an index, or the name of one of `model`'s top-level children"
+    if isinstance(split_at, int): i = split_at if split_at >= 0 else len(body) + split_at
+    else:
+        names = [n for n,_ in model.named_children()]
+        if split_at not in names: raise ValueError(f"split_at={split_at!r} is not a top-level layer of the model; its layers are {names[:len(body)]}")
+        i = names.index(split_at)
+    if not 0 < i < len(body): raise ValueError(f"split_at={split_at!r} must leave at least one shared and one task-specific layer of the body's {len(body)}")
+    return i
+
+# %% ../nbs/02_model.ipynb #2579e22e
 def create_mtl_body(
     arch, # Architecture function (e.g. `resnet34`), timm model name, or an instantiated `nn.Module`
     n_in:int=3, # Number of input channels
     pretrained:bool=True, # Load pretrained weights
     cut=None, # Where to cut the model: an index or a function; fastai's `model_meta` or the last pooling layer if None
     weights=None, # torchvision weights to load instead of the defaults
+    split_at:int|str=None, # Share the body only up to this layer (index or name); each task gets its own copy of the rest
 )->nn.Module:
     "The shared body of a multi-task model"
-    if isinstance(arch, str): return _timm_body(arch, n_in, pretrained, cut)
-    if isinstance(arch, nn.Module): return create_body(arch, n_in, pretrained, cut)
-    meta = model_meta.get(arch, _default_meta)
-    return create_body(_instantiate(arch, pretrained, weights), n_in, pretrained, ifnone(cut, meta['cut']))
+    if isinstance(arch, str):
+        if split_at is not None: raise ValueError("split_at is not supported for timm bodies: pass a torchvision arch or an nn.Module")
+        return _timm_body(arch, n_in, pretrained, cut)
+    model = arch if isinstance(arch, nn.Module) else _instantiate(arch, pretrained, weights)
+    body = create_body(model, n_in, pretrained, ifnone(cut, model_meta.get(arch, _default_meta)['cut']))
+    if split_at is not None: body.split_at = _split_index(model, body, split_at)
+    return body
 
 # %% ../nbs/02_model.ipynb #159ae8bb
 def body_features(body:nn.Module)->int:
@@ -51,18 +66,20 @@ def body_features(body:nn.Module)->int:
     if isinstance(body, TimmBody): return body.model.num_features
     return num_features_model(nn.Sequential(*body.children()))
 
-# %% ../nbs/02_model.ipynb #177c44eb
+# %% ../nbs/02_model.ipynb #c8b0ec10
 def create_mtl_model(
-    body:nn.Module, # Shared body
+    body:nn.Module, # Shared body (with `split_at` set by `create_mtl_body` to share only its first layers)
     tasks:Tasks, # Tasks, already `setup` from the data
     nf:int=None, # Number of body features; measured if None
     init=nn.init.kaiming_normal_, # Initialisation of the default heads
     **kwargs # Passed to fastai's `create_head`: lin_ftrs, ps, concat_pool, pool, first_bn, bn_final, lin_first
 )->nn.Sequential:
-    "`nn.Sequential(body, MultiHead)` with one head per task"
-    nf = ifnone(nf, body_features(body))
+    "`nn.Sequential(body, MultiHead)` with one head per task, each with its own copy of the body after `body.split_at`"
+    if nf is None: nf = body_features(body)
     heads = {t.name: t.create_head(nf, **kwargs) for t in tasks}
     if init is not None:
         for t in tasks:
             if t.head is None: apply_init(heads[t.name], init)
-    return nn.Sequential(body, MultiHead(heads))
+    split_at = getattr(body, 'split_at', None)
+    if split_at is None: return nn.Sequential(body, MultiHead(heads))
+    return nn.Sequential(body[:split_at], MultiHead({n: nn.Sequential(deepcopy(body[split_at:]), h) for n,h in heads.items()}))

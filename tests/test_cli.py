@@ -1,5 +1,5 @@
 "The `fastai-mtl` command, run as a user would."
-import subprocess, sys
+import io, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
@@ -11,7 +11,7 @@ def test_demo_writes_history_plot_and_model(tmp_path):
     out = tmp_path/'demo'
     res = run('demo', '--out', str(out), '--n', '96', '--epochs', '1', '--bs', '16')
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'losses.png', 'model.pkl']
+    assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'losses.png', 'model.pkl', 'results.png']
     history = pd.read_csv(out/'history.csv')
     assert {'shape_accuracy', 'color_accuracy', 'size_mae', 'marks_accuracy_multi', 'size_loss'} <= set(history.columns)
     assert len(history) == 2
@@ -27,3 +27,69 @@ def test_bad_arch_is_reported_without_traceback(tmp_path):
     res = run('demo', '--out', str(tmp_path), '--arch', 'resnet9000', '--n', '8')
     assert res.returncode != 0
     assert "Unknown architecture 'resnet9000'" in res.stderr and 'Traceback' not in res.stderr
+
+import pytest
+from fastai_mtl.data import make_shapes
+
+@pytest.fixture(scope='module')
+def labelled(tmp_path_factory):
+    "A folder with images and labels.csv, like a user's"
+    path = tmp_path_factory.mktemp('flowers')
+    make_shapes(path, n=48, img_size=32, seed=3)
+    return path
+
+def test_train_then_predict(labelled, tmp_path):
+    out = tmp_path/'model'
+    res = run('train', str(labelled/'labels.csv'), '--task', 'shape:category', '--task', 'color', '--task', 'size:regression',
+              '--task', 'marks:multicategory', '--arch', 'resnet18', '--no-pretrained', '--epochs', '1', '--lr', '1e-2',
+              '--bs', '16', '--size', '32', '--weighting', 'uncertainty', '--out', str(out))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'losses.png', 'model.pkl', 'results.png', 'weights.png']
+    history = pd.read_csv(out/'history.csv')
+    assert {'shape_accuracy', 'color_loss', 'size_mae', 'marks_accuracy_multi', 'w_size'} <= set(history.columns)
+    assert history['fit'].tolist() == [1, 2]
+
+    preds_csv = tmp_path/'preds.csv'
+    res = run('predict', str(out/'model.pkl'), '--csv', str(labelled/'labels.csv'), '--out', str(preds_csv), '--probs')
+    assert res.returncode == 0, res.stderr
+    preds = pd.read_csv(preds_csv)
+    assert len(preds) == 48 and {'image', 'shape', 'color', 'size', 'marks', 'color_prob_red'} <= set(preds.columns)
+    assert preds['shape'].isin(['circle', 'square', 'triangle']).all()
+
+    res = run('predict', str(out/'model.pkl'), str(labelled/'images'/'00000.png'), str(labelled/'images'/'00001.png'))
+    assert res.returncode == 0, res.stderr
+    printed = pd.read_csv(io.StringIO(res.stdout[res.stdout.index('image,'):]))
+    assert len(printed) == 2 and list(printed.columns[:2]) == ['image', 'shape']
+
+@pytest.mark.parametrize('args,message', [
+    (['--task', 'colour'], "no column 'colour' in the CSV"),
+    (['--task', 'size:ordinal'], "unknown task kind 'ordinal'"),
+    (['--task', 'shape', '--x', 'path'], "--x path: no column 'path'"),
+    (['--task', 'shape', '--weighting', 'magic'], "--weighting magic: use one of"),
+    (['--task', 'shape', '--lr', 'fast'], "--lr must be a number or 'auto'"),
+    (['--task', 'shape', '--arch', 'resnet9000'], "Unknown architecture 'resnet9000'"),
+])
+def test_train_bad_arguments(labelled, tmp_path, args, message):
+    out = tmp_path/'never'
+    res = run('train', str(labelled/'labels.csv'), *args, '--no-pretrained', '--out', str(out))
+    assert res.returncode != 0 and message in res.stderr and 'Traceback' not in res.stderr, res.stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir()]
+
+def test_train_missing_and_corrupt_images(labelled, tmp_path):
+    df = pd.read_csv(labelled/'labels.csv')
+    df.loc[len(df)] = ['images/nowhere.png', 'circle', 'red', 10., 'dot']
+    df.to_csv(tmp_path/'missing.csv', index=False)
+    (tmp_path/'images').mkdir()
+    for f in df.fname[:-1]: (tmp_path/f).symlink_to(labelled/f)
+    res = run('train', str(tmp_path/'missing.csv'), '--task', 'shape', '--no-pretrained', '--out', str(tmp_path/'m'))
+    assert res.returncode != 0 and "1 image(s) not found" in res.stderr and 'Traceback' not in res.stderr
+    (tmp_path/'images'/'nowhere.png').write_bytes(b'not an image')
+    res = run('train', str(tmp_path/'missing.csv'), '--task', 'shape', '--no-pretrained', '--out', str(tmp_path/'m'))
+    assert res.returncode != 0 and "1 image(s) cannot be opened" in res.stderr and 'Traceback' not in res.stderr
+    assert not (tmp_path/'m').exists()
+
+def test_predict_bad_arguments(tmp_path):
+    res = run('predict', str(tmp_path/'none.pkl'), 'a.png')
+    assert res.returncode != 0 and 'model file not found' in res.stderr and 'Traceback' not in res.stderr
+    res = run('train', str(tmp_path/'nothing.csv'), '--task', 'a')
+    assert res.returncode != 0 and 'CSV file not found' in res.stderr

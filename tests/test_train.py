@@ -71,3 +71,23 @@ print(learn.tasks.names)
     out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "['shape', 'color', 'size', 'marks']" in out.stdout
+
+def test_timm_body_trains(shapes):
+    timm = pytest.importorskip('timm')
+    from fastai_mtl.all import create_mtl_body
+    body = create_mtl_body('resnet10t', pretrained=False)
+    assert type(body).__name__ == 'TimmBody'
+    learn = _learner(shapes, 'resnet10t')
+    with learn.no_bar(): learn.fit_one_cycle(2, 1e-2)
+    final = learn.history.df.iloc[-1]
+    assert final['color_accuracy'] > 0.5, final     # chance: 1/3
+
+def test_split_at_copies_and_trains(shapes):
+    learn = _learner(shapes, resnet18, split_at='layer4')
+    heads = learn.model[1].heads
+    assert len({id(h[0][0][0].conv1.weight) for h in heads.values()}) == 4     # one layer4 copy per task
+    learn.freeze()
+    shared0 = learn.model[0][0].weight.detach().clone()
+    with learn.no_bar(): learn.fit_one_cycle(2, 1e-2)
+    assert torch.equal(shared0, learn.model[0][0].weight)
+    assert learn.history.df.iloc[-1]['color_accuracy'] > 0.5

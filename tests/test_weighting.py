@@ -1,0 +1,83 @@
+"Every weighting trains every task above chance; weightings work with fine_tune, missing labels and export."
+import warnings
+import pytest, torch, numpy as np
+from torch import nn
+from fastai.vision.all import ConvLayer, default_split, set_seed, load_learner
+from fastai_mtl.all import (make_shapes, shapes_dataloaders, create_mtl_model, MTLLearner, WEIGHTINGS,
+                            Tasks, CategoryTask, RegressionTask, MultiCategoryTask)
+
+def _tasks(): return Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks'))
+def _body(): return nn.Sequential(ConvLayer(3, 16, stride=2), ConvLayer(16, 32, stride=2), ConvLayer(32, 64, stride=2), ConvLayer(64, 64))
+
+@pytest.fixture(scope='module')
+def small_shapes(tmp_path_factory):
+    path = tmp_path_factory.mktemp('shapes32')
+    return path, make_shapes(path, n=480, img_size=32, seed=5)
+
+def _learner(small_shapes, weighting, missing_df=None, bs=32, **kwargs):
+    path, df = small_shapes
+    tasks = _tasks()
+    dls = shapes_dataloaders(path, df if missing_df is None else missing_df, tasks, bs=bs, num_workers=0)
+    set_seed(42, reproducible=True)
+    tasks.setup(dls)
+    return MTLLearner(dls, create_mtl_model(_body(), tasks, lin_ftrs=[32]), tasks, weighting=weighting, **kwargs)
+
+@pytest.mark.parametrize('name', [n for n in WEIGHTINGS if n not in ('uw', 'dbmtl')])
+def test_every_weighting_learns_every_task(small_shapes, name):
+    learn = _learner(small_shapes, name)
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit_one_cycle(4, 1e-2)
+    final = learn.history.df.iloc[-1]
+    dls = learn.dls
+    mean_mae = (dls.valid_ds.items['size'] - dls.train_ds.items['size'].mean()).abs().mean()
+    assert final['shape_accuracy'] > 0.45, final       # chance 1/3
+    assert final['color_accuracy'] > 0.8, final        # chance 1/3
+    assert final['marks_accuracy_multi'] > 0.65, final # each mark present half the time
+    assert final['size_mae'] < 0.85*mean_mae, (final, mean_mae)
+    if learn.loss_func.weighting.dynamic:
+        w = learn.history.df[[f'w_{t}' for t in ('shape', 'color', 'size', 'marks')]].values
+        assert np.isfinite(w).all() and (w >= 0).all()
+
+@pytest.mark.parametrize('name', ['uncertainty', 'upgrad', 'config'])
+def test_weighting_with_fine_tune(small_shapes, name):
+    learn = _learner(small_shapes, name, splitter=default_split)
+    body0 = learn.model[0][0][0].weight.detach().clone()
+    learn.freeze()
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    assert torch.equal(body0, learn.model[0][0][0].weight), "frozen body changed"
+    learn.unfreeze()
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
+    assert not torch.equal(body0, learn.model[0][0][0].weight)
+    assert learn.history.df['fit'].tolist() == [1, 2]
+
+@pytest.mark.parametrize('name', ['upgrad', 'famo', 'gls', 'uncertainty', 'dwa', 'rlw', 'mgda', 'config'])
+def test_weighting_with_missing_labels(small_shapes, name):
+    path, df = small_shapes
+    df = df.copy()
+    rng = np.random.default_rng(0)
+    for col in ('shape', 'size', 'marks'): df.loc[rng.random(len(df)) < 0.7, col] = None
+    learn = _learner(small_shapes, name, missing_df=df, bs=4)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    values = learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)
+    assert np.isfinite(values).all(), learn.history.df
+
+@pytest.mark.parametrize('name', ['upgrad', 'famo', 'uncertainty', 'dwa'])
+def test_export_with_weighting(small_shapes, tmp_path, name):
+    learn = _learner(small_shapes, name, path=tmp_path)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    learn.export('model.pkl')
+    loaded = load_learner(tmp_path/'model.pkl')
+    row = small_shapes[1].iloc[0]
+    assert loaded.predict(row) == learn.predict(row)
+    assert type(loaded.loss_func.weighting) is type(learn.loss_func.weighting)
+    assert torch.equal(loaded.loss_func.weighting.weights.cpu(), learn.loss_func.weighting.weights.cpu())
+
+@pytest.mark.parametrize('name', ['upgrad', 'uncertainty', 'config'])
+def test_weighting_with_mixed_precision_callback(small_shapes, name):
+    "fastai's MixedPrecision (a no-op scaler without CUDA) goes through the weighting's scaled-gradient path"
+    learn = _learner(small_shapes, name).to_fp16()
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(1, 1e-3)
+    assert np.isfinite(learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)).all()
