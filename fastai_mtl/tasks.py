@@ -94,7 +94,7 @@ class TaskRegressionSetup(RegressionSetup):
 
     def decodes(self, o): return named(TitledFloat(o) if o.ndim==0 else TitledTuple(o_.item() for o_ in o), self.task)
 
-# %% ../nbs/00_tasks.ipynb #34f85b85
+# %% ../nbs/00_tasks.ipynb #2d9ada00
 class Task:
     "One target of a multi-task model: name, block, getter, loss, metrics, weight and optional custom head"
     default_metrics = []
@@ -133,7 +133,8 @@ class Task:
 
     def setup(self, tl):
         "Read what the task needs (vocab, number of outputs, statistics) from its training `TfmdLists` `tl`"
-        self.n_out = getattr(tl, 'c', None)
+        self.vocab = getattr(tl, 'vocab', None)
+        self.n_out = getattr(tl, 'c', None) if self.vocab is None else len(self.vocab)
 
     def create_head(self, nf, **kwargs):
         "The custom head if given, else fastai's `create_head` from `nf` features to `n_out` outputs"
@@ -141,7 +142,7 @@ class Task:
         if getattr(self, 'n_out', None) is None: raise ValueError(f"Task '{self.name}' has no number of outputs yet: call `tasks.setup(dls)` first")
         return create_head(nf, self.n_out, **kwargs)
 
-# %% ../nbs/00_tasks.ipynb #83135b61
+# %% ../nbs/00_tasks.ipynb #0082a5b1
 class CategoryTask(Task):
     "Single-label classification: cross-entropy, softmax activation, argmax decoding, accuracy"
     default_metrics = [accuracy]
@@ -153,11 +154,7 @@ class CategoryTask(Task):
     @property
     def block(self): return TransformBlock(type_tfms=TaskCategorize(self.vocab, self.sort, task=self.name))
 
-    def setup(self, tl):
-        self.vocab = tl.vocab
-        self.n_out = len(self.vocab)
-
-# %% ../nbs/00_tasks.ipynb #b8747f61
+# %% ../nbs/00_tasks.ipynb #da8b5fc6
 class MultiCategoryTask(Task):
     "Multi-label classification: binary cross-entropy, sigmoid activation, thresholded decoding, `accuracy_multi`"
     default_metrics = [accuracy_multi]
@@ -168,10 +165,6 @@ class MultiCategoryTask(Task):
     def default_loss(self): return BCEWithLogitsLossFlat(thresh=self.thresh)
     @property
     def block(self): return TransformBlock(type_tfms=TaskMultiCategorize(self.vocab, self.label_delim, task=self.name))
-
-    def setup(self, tl):
-        self.vocab = tl.vocab
-        self.n_out = len(self.vocab)
 
 # %% ../nbs/00_tasks.ipynb #36364c90
 class Destandardize(Module):
