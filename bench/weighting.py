@@ -5,14 +5,15 @@ each method's epoch is timed right after an epoch of equal weighting (pairs, so 
 hits both), and each ratio is the median over rounds of (method time / equal time of its pair).
 Writes bench/results/weighting.md.
 
-    python bench/weighting.py [--rounds 3] [--batches 6] [--size 64] [--bs 32] [--tasks 2 3 8]
+    python bench/weighting.py [--rounds 3] [--batches 6] [--size 64] [--bs 32] [--tasks 2 3 8] [--device cuda] [--fp16]
 """
-import argparse, time, warnings, platform
+import argparse, warnings
 from pathlib import Path
 import torch, numpy as np
 from fastai.vision.all import Learner, DataLoaders, DataLoader, resnet18, set_seed, Adam
 from fastai_mtl.all import Tasks, CategoryTask, MultiTaskLoss, WeightingCallback, WithLossParams, get_weighting, WEIGHTINGS, create_mtl_body, create_mtl_model
 from fastai.learner import trainable_params
+from common import add_device_args, setup, timed, machine, suffix
 
 warnings.filterwarnings('ignore')
 KINDS = dict(static='loss', equal='loss', uncertainty='loss', dwa='loss', rlw='loss', gls='loss', famo='loss',
@@ -21,28 +22,28 @@ KINDS = dict(static='loss', equal='loss', uncertainty='loss', dwa='loss', rlw='l
              nash_mtl='gradient (representation)', upgrad='gradient (representation)', dualproj='gradient (representation)',
              graddrop='gradient (parameter)', config='gradient (parameter)')
 
-def make_learner(name, n_tasks, batches, size, bs):
+def make_learner(name, n_tasks, batches, size, bs, device=None, fp16=False):
     tasks = Tasks(*[CategoryTask(f't{i}') for i in range(n_tasks)])
     for t in tasks: t.n_out, t.vocab = 10, list(range(10))
     g = torch.Generator().manual_seed(0)
     items = [(torch.randn(3, size, size, generator=g), *torch.randint(0, 10, (n_tasks,), generator=g)) for _ in range(batches*bs)]
-    dls = DataLoaders(DataLoader(items, bs=bs, shuffle=False, drop_last=True), DataLoader(items[:2], bs=2))
+    dls = DataLoaders(DataLoader(items, bs=bs, shuffle=False, drop_last=True), DataLoader(items[:2], bs=2), device=device)
     dls.n_inp = 1
     set_seed(0)
     model = create_mtl_model(create_mtl_body(resnet18, pretrained=False), tasks, lin_ftrs=[64])
     loss = MultiTaskLoss(tasks, get_weighting(name, n_tasks))
-    return Learner(dls, model, loss_func=loss, splitter=WithLossParams(trainable_params, loss), cbs=WeightingCallback(), opt_func=Adam)
+    learn = Learner(dls, model, loss_func=loss, splitter=WithLossParams(trainable_params, loss), cbs=WeightingCallback(), opt_func=Adam)
+    return learn.to_fp16() if fp16 else learn
 
 def time_epoch(learn):
-    start = time.perf_counter()
-    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
-    return time.perf_counter() - start
+    def epoch():
+        with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    return timed(epoch, learn.dls.device or torch.device('cpu'))
 
-def main(rounds, batches, size, bs, task_counts, methods):
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=False):
     rows = []
     for n_tasks in task_counts:
-        learners = {m: make_learner(m, n_tasks, batches, size, bs) for m in ['equal'] + [m for m in methods if m != 'equal']}
+        learners = {m: make_learner(m, n_tasks, batches, size, bs, device, fp16) for m in ['equal'] + [m for m in methods if m != 'equal']}
         for l in learners.values(): time_epoch(l)            # warm-up
         ratios = {m: [] for m in learners}
         for r in range(rounds):
@@ -53,26 +54,29 @@ def main(rounds, batches, size, bs, task_counts, methods):
         print(f'T={n_tasks}: ' + ', '.join(f'{m} {np.median(v):.2f}x' for m,v in ratios.items()), flush=True)
     return rows
 
-def write(rows, args, out):
+def write(rows, args, out, device):
     ts = sorted({r[2] for r in rows})
     methods = list(dict.fromkeys(r[0] for r in rows))
     table = {(m, t): ratio for m,_,t,ratio in rows}
     kind = {m: k for m,k,_,_ in rows}
     lines = [f'# Weighting cost: step time relative to equal weighting',
              '', f'resnet18 body, {args.size} px, batch {args.bs}, one epoch of {args.batches} batches per timing, each paired with an epoch of equal weighting; median of {args.rounds} rounds; '
-             f'CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.',
-             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs}`', '',
+             + machine(device, args),
+             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs}'
+             + (f' --device {args.device}' if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + '`', '',
              '| method | kind | ' + ' | '.join(f'T={t}' for t in ts) + ' |', '|---|---|' + '---|'*len(ts)]
     lines += [f'| {m} | {kind[m]} | ' + ' | '.join(f'{table[(m, t)]:.2f}x' for t in ts) + ' |' for m in methods]
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
 
 if __name__ == '__main__':
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]), threads=torch.get_num_threads())
     p.add_argument('--rounds', type=int, default=3); p.add_argument('--batches', type=int, default=3)
     p.add_argument('--size', type=int, default=64); p.add_argument('--bs', type=int, default=32)
     p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8])
     p.add_argument('--methods', nargs='+', default=[m for m in WEIGHTINGS if m not in ('uw', 'dbmtl')])
-    p.add_argument('--out', default=str(Path(__file__).parent/'results'/'weighting.md'))
+    p.add_argument('--out', default=None, help='bench/results/weighting.md (weighting_cuda[_fp16].md on a GPU) by default')
     args = p.parse_args()
-    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods), args, Path(args.out))
+    device = setup(args)
+    out = Path(args.out or Path(__file__).parent/'results'/f'weighting{suffix(args)}.md')
+    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods, device, args.fp16), args, out, device)

@@ -10,6 +10,8 @@ __all__ = []
 # %% ../nbs/98_all.ipynb #6cbd921a
 from .tasks import *
 from .data import *
+from .sources import *
+from .multimnist import *
 from .model import *
 from .loss import *
 from .metrics import *
@@ -18,7 +20,9 @@ from .learner import *
 from .tabular import *
 from .inference import *
 from .interpret import *
-from . import tasks, data, model, loss, metrics, weighting, learner, tabular, inference, interpret
+from .serialize import *
+from .scale import *
+from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, model, loss, metrics, weighting, learner, tabular, inference, interpret) for name in mod.__all__]
+__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]

@@ -66,6 +66,15 @@ def _getter_tfms(dls, item):
     fs = dls.valid_ds.tls[0].tfms.fs
     return 1 if len(fs) and isinstance(fs[0], ColReader) else None
 
+# %% ../nbs/07_inference.ipynb #b1e0c701
+def _test_dl(dls, items, item, rm_type_tfms=None, fn='predict', **kwargs):
+    "`dls.test_dl(items)`; a `TypeError` naming the types the inputs of `dls` take if `item`, the first of `items`, is none of them"
+    if rm_type_tfms is None:
+        types = L(getattr(dls.valid_ds.tls[0], 'types', None) or []).map(lambda t: t if is_listy(t) else [t]).concat().unique()
+        if types and not any(isinstance(item, t) for t in types): raise TypeError(
+            f"`{fn}` takes items of the types the DataLoaders read ({', '.join(t.__name__ for t in types)}), got {type(item).__name__} {item!r}")
+    return dls.test_dl(items, rm_type_tfms=ifnone(rm_type_tfms, _getter_tfms(dls, item)), **kwargs)
+
 # %% ../nbs/07_inference.ipynb #1ab428eb
 @patch
 def predict(self:MTLLearner, 
@@ -74,7 +83,7 @@ def predict(self:MTLLearner,
     with_input:bool=False, # Also return the decoded input
 ):
     "Every task's decoded prediction for `item`, keyed by task name, with probabilities in `.probs`"
-    dl = self.dls.test_dl([item], rm_type_tfms=ifnone(rm_type_tfms, _getter_tfms(self.dls, item)), num_workers=0)
+    dl = _test_dl(self.dls, [item], item, rm_type_tfms, num_workers=0)
     inp,preds,_,dec_preds = self.get_preds(dl=dl, with_input=True, with_decoded=True)
     n = self.dls.n_inp
     dec = self.dls.decode_batch(tuplify(inp) + tuplify(dec_preds))[0]
@@ -92,7 +101,7 @@ def predict_df(self:MTLLearner,
 )->pd.DataFrame:
     "Every task's prediction for each of `items`: one row per item, one column per task"
     first = items.iloc[0] if isinstance(items, pd.DataFrame) else items[0]
-    dl = self.dls.test_dl(items, rm_type_tfms=ifnone(rm_type_tfms, _getter_tfms(self.dls, first)), **kwargs)
+    dl = _test_dl(self.dls, items, first, rm_type_tfms, 'predict_df', **kwargs)
     preds,_,dec = self.get_preds(dl=dl, with_decoded=True)
     cols = {}
     for t,p,d in zip(self.tasks, preds, dec):

@@ -13,16 +13,22 @@ from .tasks import *
 from .loss import *
 
 # %% ../nbs/04_metrics.ipynb #ac3c3c4d
+def _n_processes(): return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+
 class TaskView(GetAttr):
-    "The learner `learn` as a metric of task number `i` sees it: that task's labelled predictions and targets"
+    "The learner `learn` as a metric of task number `i` sees it: that task's labelled predictions and targets (of every process)"
     _default = 'learn'
-    def __init__(self, learn, task:Task, i:int):
-        targ = learn.yb[i]
+    def __init__(self, learn, i:int):
+        pred, targ = learn.pred[i], learn.yb[i]
+        if _n_processes() > 1: pred, targ = learn.to_detach((pred, targ), cpu=False)
         mask = is_labelled(targ).view(len(targ), -1).all(1)
-        self.learn,self.pred,self.yb = learn,learn.pred[i][mask],(targ[mask],)
+        self.learn,self.pred,self.yb = learn,pred[mask],(targ[mask],)
 
     @property
     def y(self): return self.yb[0]
+    def to_detach(self, b, cpu=True, gather=True):
+        "Detach `b`, without gathering: a view already holds the items of every process"
+        return to_detach(b, cpu, gather=False)
 
 # %% ../nbs/04_metrics.ipynb #e4aacc4c
 class TaskMetric(Metric):
@@ -33,7 +39,7 @@ class TaskMetric(Metric):
 
     def reset(self): self.metric.reset()
     def accumulate(self, learn):
-        view = TaskView(learn, self.task, self.i)
+        view = TaskView(learn, self.i)
         if len(view.y): self.metric.accumulate(view)
 
     @property

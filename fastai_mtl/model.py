@@ -13,9 +13,15 @@ from fastai.vision.learner import _default_meta
 from .tasks import *
 
 # %% ../nbs/02_model.ipynb #153fdb1f
+class _Heads(nn.ModuleDict):
+    "A `ModuleDict` whose keys may be names `nn.Module` already has, so that a task can be called `type` or `float`"
+    def __setitem__(self, name, head):
+        if not isinstance(head, nn.Module): raise TypeError(f"The head of task {name!r} must be an nn.Module, got {type(head).__name__}")
+        self._modules[name] = head
+
 class MultiHead(Module):
     "Apply one head per task to the shared features; return their outputs as a tuple in task order"
-    def __init__(self, heads:dict): self.heads = nn.ModuleDict(heads)
+    def __init__(self, heads:dict): self.heads = _Heads(heads)
     def forward(self, x): return tuple(h(x) for h in self.heads.values())
 
 # %% ../nbs/02_model.ipynb #fda59ad0

@@ -28,6 +28,7 @@ def task_column(task:Task)->str:
 # %% ../nbs/06a_tabular.ipynb #4fa7424b
 def _check_columns(df, tasks, cat_names, cont_names):
     "Raise an error naming the column if an input or task column is not in `df`, or a task's column or name is an input"
+    if not len(df): raise ValueError(f"The DataFrame has no rows: it needs rows with the inputs and the columns of the tasks {list(tasks.names)}")
     inputs = L(cat_names) + L(cont_names)
     absent = [c for c in inputs if c not in df.columns]
     if absent: raise ValueError(f"Input columns {absent} are not in the DataFrame, whose columns are {list(df.columns)}")
@@ -196,12 +197,25 @@ def mtl_tabular_learner(
     body = create_tabular_body(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), layers, **ifnone(config, {}))
     nf = layers[-1] if layers else body.n_emb + body.n_cont
     heads = {t.name: t.create_head(nf, pool=False, lin_ftrs=ifnone(lin_ftrs, []), ps=ps, first_bn=False) for t in tasks}
-    return MTLTabularLearner(dls, MTLTabularModel(body, MultiHead(heads)), tasks, **kwargs)
+    learn = MTLTabularLearner(dls, MTLTabularModel(body, MultiHead(heads)), tasks, **kwargs)
+    learn.model_args = dict(emb_szs=[(e.num_embeddings, e.embedding_dim) for e in body.embeds], n_cont=len(dls.cont_names), layers=layers,
+                            config=ifnone(config, {}), lin_ftrs=ifnone(lin_ftrs, []), ps=ps) # What `save_mtl` needs
+    return learn
 
 # %% ../nbs/06a_tabular.ipynb #c85872e5
 def _drop_labels(df, tasks):
     "`df` without the columns of `tasks`"
     return df.drop(columns=[c for c in L(tasks).map(task_column) if c in df.columns])
+
+# %% ../nbs/06a_tabular.ipynb #b1e0c6a1
+@patch
+def _rows_dl(self:MTLTabularLearner, df, **kwargs):
+    "A test `DataLoader` of the rows `df`, after checking that they have every input column (`FillMissing`'s `_na` ones may be absent)"
+    names = L(self.dls.x_names)
+    absent = [c for c in names if c not in df.columns and not (c.endswith('_na') and c[:-3] in names)]
+    if absent: raise ValueError(f"The rows to predict lack the input columns {absent}: the model's inputs are "
+                                f"{[c for c in names if not (c.endswith('_na') and c[:-3] in names)]}")
+    return self.dls.test_dl(_drop_labels(df, self.tasks), **kwargs)
 
 # %% ../nbs/06a_tabular.ipynb #5bcbde01
 @patch
@@ -210,7 +224,9 @@ def predict(self:MTLTabularLearner,
     with_input:bool=False, # Also return the decoded input row
 ):
     "Every task's decoded prediction for `row`, keyed by task name, with probabilities in `.probs`"
-    dl = self.dls.test_dl(_drop_labels(pd.DataFrame([row]), self.tasks))
+    if not isinstance(row, (pd.Series, dict)): raise TypeError(
+        f"`predict` takes a DataFrame row (`df.iloc[i]`) or a dict of column values, got {type(row).__name__} {row!r}")
+    dl = self._rows_dl(pd.DataFrame([row]))
     inp,preds,_,dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
     full = dl.decode(tuplify(inp) + tuplify(dec)).decode().items
     res = TaskPredictions({t.name: full[t.name].tolist()[0] for t in self.tasks}, {t.name: p[0] for t,p in zip(self.tasks, preds)})
@@ -224,7 +240,8 @@ def predict_df(self:MTLTabularLearner,
     **kwargs # Passed to `dls.test_dl`, e.g. `bs`
 )->pd.DataFrame:
     "Every task's prediction for each row of `items`: one column per task, with the index of `items`"
-    dl = self.dls.test_dl(_drop_labels(items, self.tasks), **kwargs)
+    if not isinstance(items, pd.DataFrame): raise TypeError(f"`predict_df` takes a DataFrame of rows, got {type(items).__name__}")
+    dl = self._rows_dl(items, **kwargs)
     preds,_,dec = self.get_preds(dl=dl, with_decoded=True)
     cols = {}
     for t,p,d in zip(self.tasks, preds, dec):

@@ -44,6 +44,32 @@ class EqualWeighting(Weighting):
 # %% ../nbs/05_weighting.ipynb #64a45367
 def _labelled(counts): return (counts > 0).float()
 
+# %% ../nbs/05_weighting.ipynb #d1b7e0a2
+def _world()->int:
+    "Number of processes of the distributed training in progress; 1 without one"
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def _synced(x:Tensor, mean:bool=False)->Tensor:
+    "`x` summed (or averaged) over the processes of distributed training"
+    if _world() == 1: return x
+    x = x.detach().clone()
+    torch.distributed.all_reduce(x)
+    return x/_world() if mean else x
+
+def _gathered(x:Tensor)->Tensor:
+    "The columns of `x` from every process side by side, divided by the number of processes (a Jacobian of the mean loss)"
+    if _world() == 1: return x
+    xs = [torch.empty_like(x) for _ in range(_world())]
+    torch.distributed.all_gather(xs, x.contiguous())
+    return torch.cat(xs, 1)/_world()
+
+def _global_losses(losses:Tensor, counts:Tensor)->tuple:
+    "Each task's mean loss and count over the whole batch, whatever the number of processes"
+    if _world() == 1: return losses, counts
+    counts = _synced(counts)
+    return _synced(losses.detach()*counts)/counts.clamp_min(1), counts
+
 # %% ../nbs/05_weighting.ipynb #1936a1bb
 class UncertaintyWeighting(Weighting):
     "Kendall, Gal & Cipolla (2018), homoscedastic uncertainty: learn log-variances `s`, loss = sum(L/(2e^s) + s/2)"
@@ -102,7 +128,7 @@ class DynamicWeightAverage(Weighting):
     def before_epoch(self, learn): self.sums = self.counts = 0.
     def after_train(self, learn):
         if not isinstance(self.counts, Tensor): return
-        self.epoch_losses.append((self.sums/self.counts.clamp_min(1)).cpu())
+        self.epoch_losses.append((_synced(self.sums)/_synced(self.counts).clamp_min(1)).cpu())
         if len(self.epoch_losses) >= 2:
             rate = self.epoch_losses[-1]/self.epoch_losses[-2].clamp_min(1e-12)
             self.weights = self.n*F.softmax(rate/self.temp, 0)
@@ -123,7 +149,9 @@ class FAMO(Weighting):
         z = F.softmax(self.logits, 0)*lab
         d = losses + self.eps
         c = (z/d.detach()).sum().clamp_min(self.eps)
-        if self.training and torch.is_grad_enabled(): self._update(losses.detach(), lab)
+        if self.training and torch.is_grad_enabled():
+            glosses,gcounts = _global_losses(losses.detach(), counts)
+            self._update(glosses, gcounts > 0)
         return (z/c*torch.log(torch.where(lab, d, 1.))).sum(), z/(c*d.detach())
 
     def _update(self, losses, lab):
@@ -197,14 +225,15 @@ class GradientWeighting(Weighting):
         self.weights = torch.full((self.n,), 1/self.n)
 
     def combine(self, losses, counts):
-        lab = counts > 0
+        lab = (_synced(counts) if self.training and torch.is_grad_enabled() else counts) > 0
         if not (self.training and torch.is_grad_enabled() and lab.any()): return (self.weights.to(losses.device)*losses).sum(), self.weights
         if self.level == 'parameter': return self._parameter_level(losses, lab)
         z = self.features
         if z is None or not z.requires_grad: return (self.static*losses).sum(), self.static
-        jac = self._jacobian(losses, lab, [z])
+        jac = _gathered(self._jacobian(losses, lab, [z]))
+        if not jac.isfinite().all(): return (self.weights.to(losses.device)*losses).sum(), self.weights # fp16 overflow: the GradScaler skips this step
         norms = jac.norm(dim=1).clamp_min(1e-12) if self.normalize else torch.ones(len(jac), device=jac.device)
-        w = aggregator_weights(self.aggregator, jac/norms[:, None])/norms
+        with torch.autocast(jac.device.type, enabled=False): w = aggregator_weights(self.aggregator, jac/norms[:, None])/norms # float32 under mixed precision
         weights = torch.zeros_like(losses).index_put((lab,), w.to(losses))
         return (weights.detach()*losses).sum(), weights
 
@@ -217,8 +246,8 @@ class GradientWeighting(Weighting):
         return torch.stack(rows)
 
     def _parameter_level(self, losses, lab):
-        jac = self._jacobian(losses, lab, self.shared)
-        self.shared_grad = self.aggregator(jac)
+        jac = _synced(self._jacobian(losses, lab, self.shared), mean=True)
+        with torch.autocast(jac.device.type, enabled=False): self.shared_grad = self.aggregator(jac)
         return losses.sum(), torch.zeros_like(losses).index_put((lab,), torch.ones(int(lab.sum()), device=losses.device))
 
     def before_fit(self, learn):
@@ -267,7 +296,12 @@ class WeightingCallback(Callback):
         if w is not None: w.eval()
     def before_batch(self): self._send('before_batch')
     def after_pred(self): self._send('after_pred')
-    def after_backward(self): self._send('after_backward')
+    def after_backward(self):
+        "Let the weighting act on the gradients; in distributed training, average its parameters' gradients over the processes"
+        w = self._send('after_backward')
+        if w is None or _world() == 1: return
+        for p in w.parameters():
+            if p.grad is not None: p.grad.copy_(_synced(p.grad, mean=True))
     def after_train(self): self._send('after_train')
     def after_validate(self): self._send('after_validate')
     def after_fit(self): self._send('after_fit')

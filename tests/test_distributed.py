@@ -1,0 +1,53 @@
+"Distributed data-parallel training (2 gloo processes on 127.0.0.1, CPU) gives what one process gives on the same global batches."
+import json, os, socket, subprocess, sys
+from pathlib import Path
+import pytest
+from fastai_mtl.all import make_shapes
+
+WEIGHTINGS = ['static', 'uncertainty', 'upgrad', 'config']   # loss-based, learned (in the loss), TorchJD representation and parameter level
+RTOL = 1e-4   # Float rounding: the two runs sum the same gradients in a different order
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+def test_ddp_matches_single_process(tmp_path):
+    pytest.importorskip('accelerate')
+    data = tmp_path/'data'
+    make_shapes(data, n=160, img_size=32, seed=3)   # Once, before the processes read it
+    script = str(Path(__file__).parent/'ddp_train.py')
+    env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'}
+    ddp = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
+                            '--master_port', str(_free_port()), script, str(data), str(tmp_path/'ddp'), *WEIGHTINGS],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    single = subprocess.run([sys.executable, script, '--single', str(data), str(tmp_path/'single'), *WEIGHTINGS],
+                            env=env, capture_output=True, text=True, timeout=300)
+    out,_ = ddp.communicate(timeout=300)
+    assert ddp.returncode == 0, out[-3000:]
+    assert single.returncode == 0, single.stderr[-3000:]
+    r0,r1,ref = (json.loads((tmp_path/d/f'rank{r}.json').read_text()) for d,r in (('ddp', 0), ('ddp', 1), ('single', 0)))
+    for w in WEIGHTINGS:
+        assert r0[w]['checksum'] == r1[w]['checksum'], f"{w}: the processes' parameters differ"
+        assert r0[w]['checksum'] == pytest.approx(ref[w]['checksum'], rel=RTOL), w
+        for k,v in ref[w]['metrics'].items(): assert r0[w]['metrics'][k] == pytest.approx(v, rel=RTOL, abs=1e-6), (w, k)
+    assert r0['uncertainty']['metrics']['w_shape'] != 0.5   # the learned weights moved (and agree, above)
+
+def test_ddp_metrics_with_missing_labels(tmp_path):
+    "Each process has a different number of labelled items: the metrics still cover them all, as one process computes them"
+    pytest.importorskip('accelerate')
+    data, out = tmp_path/'data', tmp_path/'out'
+    out.mkdir()
+    make_shapes(data, n=160, img_size=32, seed=3, missing=0.3)
+    script = str(Path(__file__).parent/'ddp_train.py')
+    env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'}
+    ddp = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
+                          '--master_port', str(_free_port()), script, '--missing', str(data), str(out)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
+    single = subprocess.run([sys.executable, script, '--single', '--missing', str(data), str(out)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    got, ref = (json.loads((out/f'missing_{k}.json').read_text()) for k in ('ddp', 'single'))
+    for k in ('shape_accuracy', 'color_accuracy', 'size_mae', 'marks_accuracy_multi'):
+        assert got[k] == pytest.approx(ref[k], rel=1e-5), (k, got, ref)
