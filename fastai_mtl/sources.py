@@ -10,6 +10,7 @@ __all__ = ['combine_sources', 'label_coverage', 'AlternatingDL', 'alternate_batc
 # %% ../nbs/01b_sources.ipynb #73419403
 from fastai.vision.all import *
 from .tasks import *
+from .tasks import _task_tfm
 from .data import *
 import numbers, math, itertools
 
@@ -58,7 +59,7 @@ def _item_groups(dset, by=None):
     targets = getattr(dset, 'tls', [])[getattr(dset, 'n_inp', 1):]
     if not targets: raise TypeError("AlternatingDL needs a `Datasets` built by a `DataBlock` (one target per task) or `by=column`")
     labelled = np.array([[bool(is_labelled(tensor(tl[i])).any()) for tl in targets] for i in range(len(dset))]).reshape(len(dset), -1)
-    names = [getattr(tl.tfms[-1], 'task', '') or f'target{j}' for j,tl in enumerate(targets)]
+    names = [getattr(_task_tfm(tl), 'task', f'target{j}') for j,tl in enumerate(targets)]
     keys = ['+'.join(n for n,l in zip(names, row) if l) for row in labelled]
     return {k: np.flatnonzero(np.array(keys) == k) for k in sorted(set(keys)) if k}
 
