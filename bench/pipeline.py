@@ -4,7 +4,10 @@ The same images, as in-memory uint8 arrays or as PNG files (and, for scale, larg
 224 px as in a typical vision task), go through fastai's standard per-item pipeline
 (`num_workers=0`, one pass over the shuffled training `DataLoader`) with
 - `fastai (ImageBlock, CategoryBlock)`: one label, the baseline;
-- `fastai_mtl, T tasks`: `(ImageBlock, *tasks.blocks)` with T `CategoryTask`s;
+- `fastai_mtl, T tasks`: `(ImageBlock, *tasks.blocks)` with T `CategoryTask`s, served by the blocks' `TaskDL`, which
+  encodes the targets once (its one-off encoding is timed separately) and runs the per-item pipeline for the image only;
+- `fastai_mtl, 3 tasks, TfmdDL`: the same `DataBlock` with fastai's `TfmdDL`, which runs one pipeline per block and
+  item (what `TaskDL` replaces);
 - `fastai_mtl, T tasks, InMemoryDL` (in-memory arrays only): the same `DataBlock` served by `InMemoryDL`, which
   encodes the dataset once and then slices tensors (its one-off encoding is timed separately).
 All variants run in turn in every round (order alternating); a ratio is the median over rounds of the per-round
@@ -17,7 +20,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
 from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, set_seed
-from fastai_mtl.all import Tasks, CategoryTask, InMemoryDL
+from fastai.vision.all import TfmdDL
+from fastai_mtl.all import Tasks, CategoryTask, InMemoryDL, TaskDL
 from common import add_device_args, setup, paired, median_ratio, machine, md_table, write, image_df, timed
 
 def with_files(df, path, ext='png'):
@@ -40,6 +44,7 @@ def variants(df, task_counts, bs, in_memory, **kwargs):
     for t in task_counts:
         tasks = Tasks(*[CategoryTask(f't{i}') for i in range(t)])
         dls[f'fastai_mtl, {t} task{"s"*(t>1)}'] = train_dl(df, tasks.blocks, tasks.getters, bs, **kwargs)
+        if t == 3: dls['fastai_mtl, 3 tasks, TfmdDL'] = train_dl(df, tasks.blocks, tasks.getters, bs, dl_type=TfmdDL, **kwargs)
     if in_memory:
         for t in task_counts:
             tasks = Tasks(*[CategoryTask(f't{i}') for i in range(t)])
@@ -56,7 +61,7 @@ def main(args):
                    ('256 px JPEG files, Resize(224)', big, dict(item_tfms=Resize(224))))
         for source, data, kwargs in sources:
             dls = variants(data, args.tasks, args.bs, source.startswith('in-memory'), **kwargs)
-            encode = {k: timed(dl.encoded, device) for k,dl in dls.items() if isinstance(dl, InMemoryDL)}
+            encode = {k: timed(dl.encoded if isinstance(dl, InMemoryDL) else dl.encoded_targets, device) for k,dl in dls.items() if isinstance(dl, TaskDL)}
             times = paired({k: (lambda dl=dl: one_pass(dl)) for k,dl in dls.items()}, args.rounds, device)
             base = 'fastai (ImageBlock, CategoryBlock)'
             for k,dl in dls.items():

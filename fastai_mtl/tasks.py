@@ -6,7 +6,8 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/tasks.html.md"""
 
 # %% auto #0
 __all__ = ['is_missing', 'is_labelled', 'TaskColReader', 'named', 'TaskCategorize', 'TaskMultiCategorize', 'TaskRegressionSetup',
-           'Task', 'CategoryTask', 'MultiCategoryTask', 'Destandardize', 'RegressionTask', 'Tasks']
+           'encode_targets', 'TaskDL', 'Task', 'CategoryTask', 'MultiCategoryTask', 'Destandardize', 'RegressionTask',
+           'Tasks']
 
 # %% ../nbs/00_tasks.ipynb #0d71f478
 from fastai.vision.all import *
@@ -161,6 +162,59 @@ class TaskRegressionSetup(RegressionSetup):
 
     def decodes(self, o): return named(TitledFloat(o) if o.ndim==0 else TitledTuple(o_.item() for o_ in o), self.task)
 
+# %% ../nbs/00_tasks.ipynb #bc5fa263
+def _task_tfm(tl):
+    "The type transform of a task (it has `task` and `kind`) among those of the target `TfmdLists` `tl`, if any"
+    return first(getattr(getattr(tl, 'tfms', None), 'fs', []), lambda f: hasattr(f, 'task') and hasattr(f, 'kind'))
+
+# %% ../nbs/00_tasks.ipynb #a71c036e
+_missing = object()
+def _label_key(o):
+    "Hashable key of raw label `o`, equal for labels that encode alike: its type and value (one value for every missing label), or None"
+    key = (type(o), _missing if is_missing(o) else o)
+    try: hash(key)
+    except TypeError: return None
+    return key
+
+# %% ../nbs/00_tasks.ipynb #7e391699
+def encode_targets(tl):
+    "Every target of `tl` encoded at once, as `(tensor, type)` with a row per item, if its getter reads one DataFrame column; else None"
+    getter,items = tl.tfms.fs[0],tl.items
+    if not (isinstance(getter, ColReader) and len(getter.cols) == 1 and isinstance(items, pd.DataFrame) and getter.cols[0] in items): return None
+    col,codes = getter.cols[0],{}
+    def encode(v):
+        key = _label_key(v)
+        if key is None: return tl.tfms({col: v})
+        if key not in codes: codes[key] = tl.tfms({col: v})
+        return codes[key]
+    targs = [encode(v) for v in items[col]]
+    if not targs or not isinstance(targs[0], Tensor): return None
+    typ,shape = type(targs[0]),targs[0].shape
+    if any(type(t) is not typ or t.shape != shape or t.__dict__ for t in targs): return None
+    return torch.stack([t.as_subclass(Tensor) for t in targs]), typ
+
+def _encoded_targets(tl):
+    "`encode_targets(tl)` if `tl` holds a task's targets, else None; computed once per `TfmdLists`"
+    if '_task_targets' not in tl.__dict__: tl._task_targets = encode_targets(tl) if _task_tfm(tl) is not None else None
+    return tl._task_targets
+
+# %% ../nbs/00_tasks.ipynb #d5b94485
+class TaskDL(TfmdDL):
+    "`TfmdDL` that encodes its dataset's task targets once (`encode_targets`) and runs the per-item pipeline only for the rest"
+    def encoded_targets(self):
+        "For each part of an item: its encoded targets, `(tensor, type)`, or None where the per-item pipeline runs"
+        if '_targets' not in self.__dict__: self._targets = [_encoded_targets(tl) for tl in getattr(self.dataset, 'tls', [])]
+        return self._targets
+
+    def before_iter(self):
+        super().before_iter()
+        self.encoded_targets()   # in this process, before any worker starts
+
+    def create_item(self, s):
+        targets = self.encoded_targets() if self.indexed and s is not None else []
+        if not any(targets): return super().create_item(s)
+        return tuple(tl[s] if t is None else t[0][s].as_subclass(t[1]) for tl,t in zip(self.dataset.tls, targets))
+
 # %% ../nbs/00_tasks.ipynb #2d9ada00
 class Task:
     "One target of a multi-task model: name, block, getter, loss, metrics, weight and optional custom head"
@@ -206,6 +260,9 @@ class Task:
         raise ValueError(f"Task '{self.name}': the model's output has shape {tuple(pred.shape)}, expected {n_out} output(s) "
                          f"for each of the {bs} items, shape ({bs}, {n_out}); check the task's head")
 
+    @property
+    def block(self): return TransformBlock(type_tfms=self.type_tfm(), dl_type=TaskDL)
+
     def setup(self, tl):
         "Read what the task needs (vocab, number of outputs, statistics) from its training `TfmdLists` `tl`"
         self.vocab = getattr(tl, 'vocab', None)
@@ -226,8 +283,7 @@ class CategoryTask(Task):
         store_attr('vocab,sort')
 
     def default_loss(self): return CrossEntropyLossFlat()
-    @property
-    def block(self): return TransformBlock(type_tfms=TaskCategorize(self.vocab, self.sort, task=self.name))
+    def type_tfm(self): return TaskCategorize(self.vocab, self.sort, task=self.name)
 
 # %% ../nbs/00_tasks.ipynb #da8b5fc6
 class MultiCategoryTask(Task):
@@ -238,8 +294,7 @@ class MultiCategoryTask(Task):
         super().__init__(name, **kwargs)
 
     def default_loss(self): return BCEWithLogitsLossFlat(thresh=self.thresh)
-    @property
-    def block(self): return TransformBlock(type_tfms=TaskMultiCategorize(self.vocab, self.label_delim, task=self.name))
+    def type_tfm(self): return TaskMultiCategorize(self.vocab, self.label_delim, task=self.name)
 
 # %% ../nbs/00_tasks.ipynb #36364c90
 class Destandardize(Module):
@@ -259,12 +314,12 @@ class RegressionTask(Task):
         self.mean,self.std = 0.,1.
 
     def default_loss(self): return MSELossFlat()
-    @property
-    def block(self): return TransformBlock(type_tfms=TaskRegressionSetup(c=self.n_out, task=self.name))
+    def type_tfm(self): return TaskRegressionSetup(c=self.n_out, task=self.name)
 
     def setup(self, tl):
         if not len(tl): raise _no_labels(self.name, tl)
-        ys = np.array([tl[i].numpy() for i in range(len(tl))], dtype=np.float32).reshape(len(tl), -1)
+        targs = _encoded_targets(tl)
+        ys = (targs[0] if targs else torch.stack(list(tl))).float().numpy().reshape(len(tl), -1)
         if np.isnan(ys).all(): raise ValueError(f"Task '{self.name}': every value in the training set is missing")
         self.n_out = ys.shape[1]
         if self.standardize:
@@ -280,11 +335,6 @@ class RegressionTask(Task):
         out = SigmoidRange(*self.y_range) if self.y_range else Destandardize(self.mean, self.std)
         layers = [super().create_head(nf, **kwargs), out]
         return nn.Sequential(*layers, Flatten(full=True)) if self.n_out == 1 else nn.Sequential(*layers)
-
-# %% ../nbs/00_tasks.ipynb #b1e0c013
-def _task_tfm(tl):
-    "The type transform of a task (it has `task` and `kind`) among those of the target `TfmdLists` `tl`, if any"
-    return first(getattr(getattr(tl, 'tfms', None), 'fs', []), lambda f: hasattr(f, 'task') and hasattr(f, 'kind'))
 
 # %% ../nbs/00_tasks.ipynb #52d440a3
 class Tasks:

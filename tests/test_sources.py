@@ -96,7 +96,7 @@ def _train_two_sources(shapes32, alternating, weighting=None):
     learn = MTLLearner(dls, create_mtl_model(_body(), tasks, lin_ftrs=[32]), tasks, weighting=weighting)
     with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        learn.fit_one_cycle(8, 1e-2)
+        learn.fit_one_cycle(16, 1e-2)   # 8 epochs left shape accuracy at 0.49-0.60 across seeds and machines
     return learn
 
 @pytest.mark.parametrize('alternating,weighting', [(False, None), (True, None), (True, 'uncertainty'), (True, 'upgrad')])
