@@ -2,8 +2,8 @@
 
 For T = 2, 3 and 8 classification tasks on the same in-memory images, `mtl_learner(dls, resnet18, tasks)` is
 compared with T `vision_learner(dls_i, resnet18)`, one per task, each with its own `DataBlock` of one image
-and one label. Both sides use fastai's standard per-item pipeline (as a user would) and the same small heads
-(`lin_ftrs=[64]`). Training: one epoch (with its validation pass) of the multi-task learner against one epoch of
+and one label. Each side gets the `DataLoader` its blocks give, as a user would (`TaskDL` for the task blocks,
+fastai's `TfmdDL` for `CategoryBlock`), and both have the same small heads (`lin_ftrs=[64]`). Training: one epoch (with its validation pass) of the multi-task learner against one epoch of
 each single-task learner; inference: `get_preds` on the same unlabelled test items. The two sides alternate in
 every round and each ratio is the median over rounds of (multi-task time / sum of the T single-task times);
 1/T is the limit when the heads and labels cost nothing. Writes bench/results/dividend.md.
@@ -62,8 +62,8 @@ def report(df, args, device):
     return f"""# The dividend: one multi-task model vs T single-task models
 
 resnet18 body (from scratch), heads `lin_ftrs=[64]`, {args.size} px in-memory images, batch {args.bs}; training: one epoch of
-{int(args.n*0.8)} items plus validation on {args.n - int(args.n*0.8)}; inference: `get_preds` on {args.n_infer} items. fastai's standard
-per-item pipeline on both sides. Ratio = multi-task time / total time of the T single-task learners, median of
+{int(args.n*0.8)} items plus validation on {args.n - int(args.n*0.8)}; inference: `get_preds` on {args.n_infer} items. Each side with the
+`DataLoader` its blocks give (`TaskDL` for the task blocks, `TfmdDL` for `CategoryBlock`). Ratio = multi-task time / total time of the T single-task learners, median of
 {args.rounds} alternating rounds. Goal at T=3: inference <= 0.40, training <= 0.45.
 {machine(device, args)}
 Command: `{cmd}`

@@ -248,7 +248,7 @@ class Task:
         "Per-element losses of `pred` against `targ` shaped (bs, -1), zero where unlabelled, and the labelled mask"
         mask = is_labelled(targ)
         pred,targ = self.loss_inputs(pred, torch.where(mask, targ, torch.zeros_like(targ)))
-        losses = self.loss_func(pred, targ).view(len(mask), -1)
+        losses = self.loss_func(pred, targ).as_subclass(Tensor).view(len(mask), -1)   # plain: fastai's `TensorBase` would slow every later op
         mask = mask.view(*losses.shape)
         return torch.where(mask, losses, 0.), mask
 
