@@ -1,5 +1,5 @@
 """What the benchmarks share: device and thread set-up, paired timing, peak memory, the machine's description, Markdown."""
-import os, time, platform, warnings, argparse
+import os, time, platform, warnings, argparse, resource
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
@@ -11,6 +11,7 @@ def add_device_args(p, threads=1):
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     p.add_argument('--fp16', action='store_true', help='mixed precision (cuda only)')
     p.add_argument('--threads', type=int, default=threads, help='torch CPU threads (1 avoids oversubscription on a shared CPU)')
+    p.add_argument('--tag', default='', help="suffix for the result file, to keep a variant's run next to the default one")
     return p
 
 def setup(args):
@@ -28,6 +29,13 @@ def timed(f, device):
     sync(device); start = time.perf_counter()
     f()
     sync(device); return time.perf_counter() - start
+
+def page_faults(f):
+    "Minor page faults (memory the process got back from the kernel) and system CPU seconds while `f()` runs"
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    f()
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    return end.ru_minflt - start.ru_minflt, end.ru_stime - start.ru_stime
 
 def _rss_kib(field):
     for line in Path('/proc/self/status').read_text().splitlines():
@@ -63,11 +71,15 @@ def machine(device, args):
     else:
         cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.machine())
         hw = f"CPU: {cpu}, {os.cpu_count()} cores shared with other jobs, {torch.get_num_threads()} torch thread(s), load average {os.getloadavg()[0]:.1f} at the end"
-    return f"{hw}; torch {torch.__version__}, Python {platform.python_version()}."
+    return f"{hw}; torch {torch.__version__}, Python {platform.python_version()}" + (f"; glibc settings {malloc_settings()}." if malloc_settings() else '.')
+
+def malloc_settings():
+    "The glibc allocator settings of this process's environment (`MALLOC_*`), as `NAME=value` words"
+    return ' '.join(f'{k}={v}' for k,v in sorted(os.environ.items()) if k.startswith('MALLOC_'))
 
 def suffix(args):
-    "Result-file suffix: '' for the CPU, '_cuda' or '_cuda_fp16' on a GPU"
-    return '' if args.device == 'cpu' else '_cuda' + ('_fp16' if args.fp16 else '')
+    "Result-file suffix: '' for the CPU, '_cuda' or '_cuda_fp16' on a GPU, then '_{tag}' if `--tag` is given"
+    return ('' if args.device == 'cpu' else '_cuda' + ('_fp16' if args.fp16 else '')) + (f'_{args.tag}' if args.tag else '')
 
 def md_table(df:pd.DataFrame)->str:
     "A DataFrame as a Markdown table"

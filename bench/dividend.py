@@ -6,7 +6,8 @@ and one label. Each side gets the `DataLoader` its blocks give, as a user would 
 fastai's `TfmdDL` for `CategoryBlock`), and both have the same small heads (`lin_ftrs=[64]`). Training: one epoch (with its validation pass) of the multi-task learner against one epoch of
 each single-task learner; inference: `get_preds` on the same unlabelled test items. The two sides alternate in
 every round and each ratio is the median over rounds of (multi-task time / sum of the T single-task times);
-1/T is the limit when the heads and labels cost nothing. Writes bench/results/dividend.md.
+1/T is the limit when the heads and labels cost nothing. Writes bench/results/dividend.md and a plot of the
+ratios against T, dividend.png.
 
     python bench/dividend.py [--rounds 3] [--tasks 2 3 8] [--device cuda] [--fp16]
 """
@@ -15,7 +16,7 @@ import numpy as np, pandas as pd, torch
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, resnet18, vision_learner,
                                accuracy, set_seed)
 from fastai_mtl.all import Tasks, CategoryTask, mtl_learner
-from common import add_device_args, setup, paired, median_ratio, machine, md_table, write, image_df
+from common import add_device_args, setup, paired, median_ratio, machine, md_table, write, image_df, suffix, RESULTS
 
 def dataloaders(df, blocks, get_y, args, device):
     dblock = DataBlock(blocks=(ImageBlock, *blocks), n_inp=1, get_x=ColReader('image'), get_y=get_y, splitter=ColSplitter('is_valid'))
@@ -71,6 +72,18 @@ Command: `{cmd}`
 {md_table(df)}
 """
 
+def plot(df, args):
+    "The train and inference ratios against T, with the limit 1/T, in bench/results/dividend[_cuda[_fp16]].png"
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ts = df['T'].astype(int)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(ts, 1/ts, 'k--', label='limit 1/T')
+    for col in ('train ratio', 'inference ratio'): ax.plot(ts, df[col].astype(float), 'o-', label=col)
+    ax.set(xlabel='number of tasks T', ylabel='multi-task / T single-task', xticks=list(ts), ylim=(0, 1))
+    ax.legend(); ax.grid(alpha=.3); fig.tight_layout()
+    fig.savefig(RESULTS/f'dividend{suffix(args)}.png', dpi=100)
+
 if __name__ == '__main__':
     p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     p.add_argument('--rounds', type=int, default=3); p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8])
@@ -79,3 +92,4 @@ if __name__ == '__main__':
     args = p.parse_args()
     df = main(args)
     write('dividend', report(df, args, setup(args)), args)
+    plot(df, args)

@@ -11,7 +11,7 @@ The three weighting methods are chosen by a stated rule, not by looking at test 
 method (`mgda`, whose MGDA-UB number is the published reference), `upgrad` (UPGrad, TorchJD's own aggregator, which
 builds on MGDA's idea) and Kendall et al.'s `uncertainty` (the most used loss-based method).
 
-    python bench/multimnist.py [--n-train 8000] [--epochs 3] [--seeds 0 1 2] [--methods mgda upgrad uncertainty]
+    python bench/multimnist.py [--n-train 60000] [--epochs 10] [--seeds 0 1 2] [--methods mgda upgrad uncertainty]
 """
 import argparse, time
 import numpy as np, pandas as pd, torch
@@ -88,8 +88,8 @@ Command: `{cmd}`
 
 if __name__ == '__main__':
     p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
-    p.add_argument('--n-train', type=int, default=8000); p.add_argument('--n-test', type=int, default=10000)
-    p.add_argument('--epochs', type=int, default=3); p.add_argument('--lr', type=float, default=1e-2)
+    p.add_argument('--n-train', type=int, default=60000); p.add_argument('--n-test', type=int, default=10000)
+    p.add_argument('--epochs', type=int, default=10); p.add_argument('--lr', type=float, default=1e-2)
     p.add_argument('--bs', type=int, default=256); p.add_argument('--p', type=float, default=0.5)
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--methods', nargs='+', default=['mgda', 'upgrad', 'uncertainty'])

@@ -9,7 +9,9 @@ epoch, then compute each task's loss and accuracy on the same validation set:
   `torch.optim.AdamW` (same hyper-parameters as fastai's Adam: betas (0.9, 0.99), eps 1e-5, weight decay 0.01).
 The three run in turn in every round (order alternating); a ratio is the median over rounds of the per-round
 ratio to the hand-written loop. Peak memory: the extra resident memory of a first epoch in a fresh process
-(CPU), or the CUDA allocator's peak (GPU). Writes bench/results/overhead.md (overhead_cuda[_fp16].md on a GPU).
+(CPU), or the CUDA allocator's peak (GPU). Page faults and system CPU time of one more epoch of each loop show
+how often memory went back to the kernel and had to be mapped again. Writes bench/results/overhead.md
+(overhead_cuda[_fp16].md on a GPU; `--tag T` appends `_T`).
 
     python bench/overhead.py [--rounds 5] [--device cuda] [--fp16]
 """
@@ -22,7 +24,7 @@ from torch import nn
 from fastai.vision.all import (DataBlock, ImageBlock, PILImage, PILImageBW, ColReader, ColSplitter, resnet18, set_seed,
                                OptimWrapper)
 from fastai_mtl.all import Tasks, CategoryTask, mtl_learner, MTLLearner, MultiHead, InMemoryDL, lenet_body, lenet_head
-from common import add_device_args, setup, paired, median_ratio, peak_memory, machine, md_table, write, image_df
+from common import add_device_args, setup, paired, median_ratio, peak_memory, page_faults, machine, malloc_settings, md_table, write, image_df
 
 LR = 1e-3
 CONFIGS = {  # name: (tasks, image size, channels, items (80% train), batch size)
@@ -95,25 +97,29 @@ def main(args):
     for name in args.models:
         fs = variants(name, device, args.fp16)
         times = paired(fs, args.rounds, device)
+        faults = {k: page_faults(f) for k,f in fs.items()}
         mem = {k: np.median([first_epoch_peak(name, k, device, args.fp16) for _ in range(args.mem_repeats)]) for k in fs}
         n_tasks, size, _, n, bs = CONFIGS[name]
         for k in fs:
             rows.append({'model': f'{name}, {n_tasks} tasks, {size} px, batch {bs}', 'loop': k,
                          'epoch (median s)': f'{np.median(times[k]):.2f}',
                          'time / hand-written': f"{median_ratio(times[k], times['hand-written']):.2f}x",
+                         'page faults (one epoch)': f'{faults[k][0]:,}', 'system CPU s (one epoch)': f'{faults[k][1]:.2f}',
                          'peak memory (MiB)': f'{mem[k]:.0f}', 'memory / hand-written': f"{mem[k]/mem['hand-written']:.2f}x"})
         print(pd.DataFrame(rows[-3:]).to_string(), flush=True)
     return pd.DataFrame(rows)
 
 def report(df, args, device):
-    cmd = f"python bench/overhead.py --rounds {args.rounds}" + (f" --device {args.device}" if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '')
+    cmd = ' '.join(filter(None, [malloc_settings(), f"python bench/overhead.py --rounds {args.rounds}"])) + (f" --device {args.device}" if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + \
+          (f' --tag {args.tag}' if args.tag else '')
     items = ', '.join(f"{k}: {int(v[3]*0.8)} training and {int(v[3]*0.2)} validation items" for k,v in CONFIGS.items() if k in args.models)
-    return f"""# Framework overhead: `mtl_learner(...).fit` vs a hand-written PyTorch loop
+    return f"""# Framework overhead: `mtl_learner(...).fit` vs a hand-written PyTorch loop{f' ({args.tag})' if args.tag else ''}
 
 Same initial model, same in-memory batches ({items}; batches sliced from tensors encoded once, so the data costs the
 same for every loop), one epoch of training plus the validation pass per timing; the loops alternate within each of
 {args.rounds} rounds and each ratio is the median of the per-round ratios. Peak memory: extra memory of a first epoch
-(including the optimiser state), median of {args.mem_repeats} fresh processes on the CPU, CUDA allocator peak on a GPU.
+(including the optimiser state), median of {args.mem_repeats} fresh processes on the CPU, CUDA allocator peak on a GPU. Page faults
+and system CPU time: one more epoch of each loop, from the process's resource usage.
 {machine(device, args)}
 Command: `{cmd}`
 
