@@ -261,7 +261,9 @@ class Task:
                          f"for each of the {bs} items, shape ({bs}, {n_out}); check the task's head")
 
     @property
-    def block(self): return TransformBlock(type_tfms=self.type_tfm(), dl_type=TaskDL)
+    def block(self):
+        "The task's fastai block: its type transform (`type_tfm`), served by `TaskDL`"
+        return TransformBlock(type_tfms=self.type_tfm(), dl_type=TaskDL)
 
     def setup(self, tl):
         "Read what the task needs (vocab, number of outputs, statistics) from its training `TfmdLists` `tl`"
