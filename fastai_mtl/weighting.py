@@ -302,9 +302,16 @@ class WeightingCallback(Callback):
         if w is None or _world() == 1: return
         for p in w.parameters():
             if p.grad is not None: p.grad.copy_(_synced(p.grad, mean=True))
-    def after_train(self): self._send('after_train')
-    def after_validate(self): self._send('after_validate')
+    def after_cancel_train(self): self.phase_cancelled = True
+    def after_cancel_validate(self): self.phase_cancelled = True
+    def after_train(self): self._finish('after_train')
+    def after_validate(self): self._finish('after_validate')
     def after_fit(self): self._send('after_fit')
+
+    def _finish(self, event):
+        "Send `event` unless its phase was cancelled (by a callback that skips validation, say): its metrics are then not computed"
+        if not getattr(self, 'phase_cancelled', False): self._send(event)
+        self.phase_cancelled = False
 
 # %% ../nbs/05_weighting.ipynb #1b42742b
 class TaskWeight(Metric):

@@ -2,7 +2,7 @@
 import warnings
 import pytest, torch, numpy as np
 from torch import nn
-from fastai.vision.all import ConvLayer, default_split, set_seed, load_learner
+from fastai.vision.all import ConvLayer, default_split, set_seed, load_learner, Callback, CancelValidException
 from fastai_mtl.all import (make_shapes, shapes_dataloaders, create_mtl_model, MTLLearner, WEIGHTINGS,
                             Tasks, CategoryTask, RegressionTask, MultiCategoryTask)
 
@@ -81,3 +81,16 @@ def test_weighting_with_mixed_precision_callback(small_shapes, name):
         warnings.simplefilter('ignore')
         learn.fit(1, 1e-3)
     assert np.isfinite(learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)).all()
+
+class _SkipFirstValidation(Callback):
+    "Cancel the first epoch's validation, as a callback that validates only every few epochs does"
+    def before_validate(self):
+        if self.epoch == 0: raise CancelValidException
+
+def test_weighting_with_cancelled_validation(small_shapes):
+    learn = _learner(small_shapes, 'metric_inverse', cbs=_SkipFirstValidation())
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+    w = learn.loss_func.weighting.weights
+    losses = torch.tensor([learn.history.df.iloc[-1][f'{t}_loss'] for t in ('shape', 'color', 'size', 'marks')], dtype=torch.float)
+    assert torch.allclose(w, 4*losses/losses.sum(), rtol=1e-4), (w, losses)   # set from the one validation that ran
+    assert learn.history.df.iloc[0][['valid_loss', 'shape_loss']].isna().all()   # the skipped validation left no numbers
