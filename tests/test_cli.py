@@ -13,7 +13,7 @@ def test_demo_writes_history_plot_and_model(tmp_path):
     out = tmp_path/'demo'
     res = run('demo', '--out', str(out), '--n', '96', '--epochs', '1', '--bs', '16')
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'losses.png', 'model.pkl', 'results.png']
+    assert sorted(p.name for p in out.iterdir()) == ['.fastai-mtl-output', 'history.csv', 'losses.png', 'model.pkl', 'results.png']
     history = pd.read_csv(out/'history.csv')
     assert {'shape_accuracy', 'color_accuracy', 'size_mae', 'marks_accuracy_multi', 'size_loss'} <= set(history.columns)
     assert len(history) == 2
@@ -45,7 +45,7 @@ def test_train_then_predict(labelled, tmp_path):
               '--task', 'marks:multicategory', '--arch', 'resnet18', '--no-pretrained', '--epochs', '1', '--lr', '1e-2',
               '--bs', '16', '--size', '32', '--weighting', 'uncertainty', '--out', str(out))
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ['history.csv', 'losses.png', 'model.pkl', 'results.png', 'weights.png']
+    assert sorted(p.name for p in out.iterdir()) == ['.fastai-mtl-output', 'history.csv', 'losses.png', 'model.pkl', 'results.png', 'weights.png']
     history = pd.read_csv(out/'history.csv')
     assert {'shape_accuracy', 'color_loss', 'size_mae', 'marks_accuracy_multi', 'w_size'} <= set(history.columns)
     assert history['fit'].tolist() == [1, 2]
@@ -77,6 +77,18 @@ def test_train_bad_arguments(labelled, tmp_path, args, message, monkeypatch):
     with pytest.raises(SystemExit) as e: main()
     assert message in str(e.value.code), e.value.code
     assert not out.exists() and not [p for p in tmp_path.iterdir()]
+
+@pytest.mark.parametrize('out', ['data', '.'])
+def test_out_folder_of_the_user_is_refused_and_kept(labelled, tmp_path, monkeypatch, out):
+    "`--out data` or `--out .` on a folder holding the user's files: refused before training, nothing deleted (it used to be deleted)"
+    (tmp_path/'data').mkdir(); (tmp_path/'data'/'photo.jpg').write_text('precious'); (tmp_path/'notes.txt').write_text('mine')
+    monkeypatch.chdir(tmp_path)
+    res = run('train', str(labelled/'labels.csv'), '--task', 'shape', '--arch', 'resnet18', '--no-pretrained', '--epochs', '0',
+              '--lr', '1e-2', '--bs', '16', '--size', '32', '--out', out)
+    assert res.returncode != 0 and 'that fastai-mtl did not write' in res.stderr and 'Traceback' not in res.stderr, res.stderr
+    assert 'fine_tune' not in res.stdout    # refused before training
+    assert (tmp_path/'data'/'photo.jpg').read_text() == 'precious' and (tmp_path/'notes.txt').read_text() == 'mine'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data', 'notes.txt']
 
 def test_train_missing_and_corrupt_images(labelled, tmp_path):
     df = pd.read_csv(labelled/'labels.csv')
