@@ -126,7 +126,7 @@ def demo(
     "Train a multi-task model (shape, colour, size, marks) on the generated shapes dataset"
     arch_fn = get_arch(arch)
     if weighting is not None and weighting not in WEIGHTINGS: raise CliError(f"--weighting {weighting}: use one of {WEIGHTINGS}")
-    path = Path(tempfile.gettempdir())/f'fastai_mtl_shapes_{n}'
+    path = Path(tempfile.gettempdir())/f'fastai_mtl_shapes_{n}_{seed}'
     df = make_shapes(path, n=n, seed=seed)
     tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks', weight=0.5))
     set_seed(seed, reproducible=True)
