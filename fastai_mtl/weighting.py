@@ -197,6 +197,10 @@ class MetricInverseWeighting(Weighting):
 # %% ../nbs/05_weighting.ipynb #8e86d02d
 def _first_input(m, i, o): return i[0]
 
+def _tensors(features)->list:
+    "The distinct tensors of the shared `features`: one tensor, or a tuple of them (MTAN's stages)"
+    return list({id(t): t for t in tuplify(features)}.values()) if features is not None else []
+
 # %% ../nbs/05_weighting.ipynb #671c9675
 def _jd():
     try: import torchjd.aggregation as agg
@@ -218,7 +222,7 @@ class GradientWeighting(Weighting):
     def __init__(self, aggregator, level:str='representation', normalize:bool=False):
         if level not in ('representation', 'parameter'): raise ValueError(f"level must be 'representation' or 'parameter', got {level!r}")
         store_attr()
-        self.features,self.shared,self.grad_scale = None,[],1.
+        self.features,self.shared,self.grad_scale,self.at = None,[],1.,level
 
     def setup(self, tasks):
         super().setup(tasks)
@@ -227,10 +231,10 @@ class GradientWeighting(Weighting):
     def combine(self, losses, counts):
         lab = (_synced(counts) if self.training and torch.is_grad_enabled() else counts) > 0
         if not (self.training and torch.is_grad_enabled() and lab.any()): return (self.weights.to(losses.device)*losses).sum(), self.weights
-        if self.level == 'parameter': return self._parameter_level(losses, lab)
-        z = self.features
-        if z is None or not z.requires_grad: return (self.static*losses).sum(), self.static
-        jac = _gathered(self._jacobian(losses, lab, [z]))
+        if self.at == 'parameter': return self._parameter_level(losses, lab)
+        zs = _tensors(self.features)
+        if not zs or not all(z.requires_grad for z in zs): return (self.static*losses).sum(), self.static
+        jac = _gathered(self._jacobian(losses, lab, zs))
         if not jac.isfinite().all(): return (self.weights.to(losses.device)*losses).sum(), self.weights # fp16 overflow: the GradScaler skips this step
         norms = jac.norm(dim=1).clamp_min(1e-12) if self.normalize else torch.ones(len(jac), device=jac.device)
         with torch.autocast(jac.device.type, enabled=False): w = aggregator_weights(self.aggregator, jac/norms[:, None])/norms # float32 under mixed precision
@@ -254,6 +258,8 @@ class GradientWeighting(Weighting):
         mh = first(m for m in learn.model.modules() if isinstance(m, MultiHead))
         if mh is None and self.level == 'representation': raise ValueError(
             "GradientWeighting(level='representation') needs the model's shared features: use a model with a MultiHead, or level='parameter'")
+        self.at = self.level if mh is None or getattr(mh, 'shared_input', True) else 'parameter'
+        if self.at != self.level: warn(f"{type(mh).__name__}: the tasks share no features, so the task gradients are weighted at the shared parameters (level='parameter')")
         self.hook = Hook(mh, _first_input, detach=False) if mh is not None else None
 
     def before_train(self, learn):
@@ -268,7 +274,7 @@ class GradientWeighting(Weighting):
 
     def after_backward(self, learn):
         "At parameter level, put the aggregated gradient (scaled like the loss) in the shared parameters"
-        if self.level != 'parameter' or getattr(self, 'shared_grad', None) is None: return
+        if self.at != 'parameter' or getattr(self, 'shared_grad', None) is None: return
         for p,g in zip(self.shared, self.shared_grad.split([p.numel() for p in self.shared])):
             p.grad = g.as_subclass(Tensor).view_as(p).mul(self.grad_scale).to(p.dtype)
         self.shared_grad = None
