@@ -13,6 +13,7 @@ from .data import *
 from .sources import *
 from .multimnist import *
 from .model import *
+from .sharing import *
 from .loss import *
 from .metrics import *
 from .weighting import *
@@ -22,7 +23,7 @@ from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
+from . import tasks, data, sources, multimnist, model, sharing, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (tasks, data, sources, multimnist, model, sharing, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
