@@ -12,6 +12,7 @@ from .tasks import *
 from .data import *
 from .sources import *
 from .multimnist import *
+from .scenes import *
 from .model import *
 from .loss import *
 from .metrics import *
@@ -22,7 +23,7 @@ from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
+from . import tasks, data, sources, multimnist, scenes, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (tasks, data, sources, multimnist, scenes, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
