@@ -24,7 +24,44 @@ from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, scenes, model, loss, metrics, weighting, learner, tabular, compare, inference, interpret, serialize, scale
+from .export import *
+from fastai_mtl import (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+)
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, scenes, model, loss, metrics, weighting, learner, tabular, compare, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+) for name in mod.__all__]
