@@ -19,6 +19,7 @@ from .metrics import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .compare import *
 from .inference import *
 from .interpret import *
 from .serialize import *
@@ -36,6 +37,7 @@ from fastai_mtl import (
     weighting,
     learner,
     tabular,
+    compare,
     inference,
     interpret,
     serialize,
@@ -56,6 +58,7 @@ __all__ = [name for mod in (
     weighting,
     learner,
     tabular,
+    compare,
     inference,
     interpret,
     serialize,
