@@ -12,6 +12,7 @@ from .tasks import *
 from .data import *
 from .sources import *
 from .multimnist import *
+from .scenes import *
 from .model import *
 from .loss import *
 from .metrics import *
@@ -23,7 +24,41 @@ from .interpret import *
 from .serialize import *
 from .scale import *
 from .export import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale, export
+from fastai_mtl import (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+)
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale, export) for name in mod.__all__]
+__all__ = [name for mod in (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+) for name in mod.__all__]

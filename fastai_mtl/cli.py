@@ -6,12 +6,13 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/cli.html.md"""
 
 # %% auto #0
 __all__ = ['TASK_KINDS', 'COMMANDS', 'parse_task', 'check_images', 'read_csv', 'get_arch', 'check_output', 'staged_output',
-           'write_results', 'demo', 'train', 'predict', 'main']
+           'write_results', 'demo', 'download_failed', 'train', 'predict', 'main']
 
 # %% ../nbs/15_cli.ipynb #e6207872
 from fastai.vision.all import *
 from fastcore.script import call_parse, parse_cli, CliError
 from typing import Annotated
+import traceback, urllib.error
 from .weighting import WEIGHTINGS
 from .tasks import *
 from .data import *
@@ -126,7 +127,7 @@ def demo(
     "Train a multi-task model (shape, colour, size, marks) on the generated shapes dataset"
     arch_fn = get_arch(arch)
     if weighting is not None and weighting not in WEIGHTINGS: raise CliError(f"--weighting {weighting}: use one of {WEIGHTINGS}")
-    path = Path(tempfile.gettempdir())/f'fastai_mtl_shapes_{n}'
+    path = Path(tempfile.gettempdir())/f'fastai_mtl_shapes_{n}_{seed}'
     df = make_shapes(path, n=n, seed=seed)
     tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks', weight=0.5))
     set_seed(seed, reproducible=True)
@@ -138,6 +139,11 @@ def demo(
     return learn
 
 # %% ../nbs/15_cli.ipynb #2c7f0175
+def download_failed(e:BaseException)->bool:
+    "True if `e` was raised while downloading weights: a network error, or an error inside `torch.hub` or `huggingface_hub`"
+    if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)): return True
+    return any(Path(f.filename).match('torch/hub.py') or 'huggingface_hub' in Path(f.filename).parts for f in traceback.extract_tb(e.__traceback__))
+
 @call_parse
 def train(
     csv:str, # CSV with one row per image: a column of image paths and one column per task
@@ -178,7 +184,8 @@ def train(
     with staged_output(out) as tmp:
         try: learn = mtl_learner(dls, arch_fn, tasks, pretrained=pretrained, weighting=weighting, path=tmp)
         except Exception as e:
-            if pretrained: raise CliError(f"could not load pretrained weights for {arch} ({e}); without internet use --no-pretrained") from None
+            if pretrained and download_failed(e): raise CliError(f"could not download pretrained weights for {arch} ({e}); without internet use --no-pretrained") from None
+            if isinstance(e, ValueError): raise CliError(str(e)) from None
             raise
         if lr == 'auto': lr = learn.lr_find(show_plot=False).valley
         print(f'fine_tune({epochs}, {lr:.2e}) of {arch} on {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, tasks {list(tasks.names)}')
