@@ -18,11 +18,12 @@ from .metrics import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .unet import *
 from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
+from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, unet, inference, interpret, serialize, scale
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, unet, inference, interpret, serialize, scale) for name in mod.__all__]

@@ -228,9 +228,9 @@ class GradientWeighting(Weighting):
         lab = (_synced(counts) if self.training and torch.is_grad_enabled() else counts) > 0
         if not (self.training and torch.is_grad_enabled() and lab.any()): return (self.weights.to(losses.device)*losses).sum(), self.weights
         if self.level == 'parameter': return self._parameter_level(losses, lab)
-        z = self.features
-        if z is None or not z.requires_grad: return (self.static*losses).sum(), self.static
-        jac = _gathered(self._jacobian(losses, lab, [z]))
+        zs = self.features
+        if not zs or not all(z.requires_grad for z in zs): return (self.static*losses).sum(), self.static
+        jac = _gathered(self._jacobian(losses, lab, zs))
         if not jac.isfinite().all(): return (self.weights.to(losses.device)*losses).sum(), self.weights # fp16 overflow: the GradScaler skips this step
         norms = jac.norm(dim=1).clamp_min(1e-12) if self.normalize else torch.ones(len(jac), device=jac.device)
         with torch.autocast(jac.device.type, enabled=False): w = aggregator_weights(self.aggregator, jac/norms[:, None])/norms # float32 under mixed precision
@@ -255,6 +255,7 @@ class GradientWeighting(Weighting):
         if mh is None and self.level == 'representation': raise ValueError(
             "GradientWeighting(level='representation') needs the model's shared features: use a model with a MultiHead, or level='parameter'")
         self.hook = Hook(mh, _first_input, detach=False) if mh is not None else None
+        self.extra_features = getattr(mh, 'extra_features', list)
 
     def before_train(self, learn):
         head_params = set(p for m in learn.model.modules() if isinstance(m, MultiHead) for p in m.parameters())
@@ -264,7 +265,8 @@ class GradientWeighting(Weighting):
         self.grad_scale = learn.scaler.get_scale() if getattr(learn, 'scaler', None) is not None and learn.scaler.is_enabled() else 1.
 
     def after_pred(self, learn):
-        if self.hook is not None: self.features = self.hook.stored
+        "The shared features: the `MultiHead`'s input, and the body's other features it read (its `extra_features`, e.g. a U-Net's skips)"
+        if self.hook is not None: self.features = [self.hook.stored, *self.extra_features()]
 
     def after_backward(self, learn):
         "At parameter level, put the aggregated gradient (scaled like the loss) in the shared parameters"
@@ -275,7 +277,7 @@ class GradientWeighting(Weighting):
 
     def after_fit(self, learn):
         if self.hook is not None: self.hook.remove()
-        self.hook,self.features,self.shared = None,None,[]
+        self.hook,self.features,self.shared,self.extra_features = None,None,[],list
 
 # %% ../nbs/05_weighting.ipynb #a34b1219
 class WeightingCallback(Callback):
