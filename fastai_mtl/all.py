@@ -19,6 +19,7 @@ from .metrics import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .unet import *
 from .compare import *
 from .inference import *
 from .interpret import *
@@ -37,6 +38,7 @@ from fastai_mtl import (
     weighting,
     learner,
     tabular,
+    unet,
     compare,
     inference,
     interpret,
@@ -58,6 +60,7 @@ __all__ = [name for mod in (
     weighting,
     learner,
     tabular,
+    unet,
     compare,
     inference,
     interpret,

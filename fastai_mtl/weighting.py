@@ -208,6 +208,10 @@ class MetricInverseWeighting(Weighting):
 # %% ../nbs/05_weighting.ipynb #8e86d02d
 def _first_input(m, i, o): return i[0]
 
+def _tensors(features)->list:
+    "The distinct tensors of the shared `features`: one tensor, or a tuple of them (MTAN's stages)"
+    return list({id(t): t for t in tuplify(features)}.values()) if features is not None else []
+
 # %% ../nbs/05_weighting.ipynb #671c9675
 def _jd():
     try: import torchjd.aggregation as agg
@@ -243,7 +247,7 @@ class GradientWeighting(Weighting):
         if heads == 'weighted' and not self.weighted: raise ValueError(
             f"heads='weighted' needs task weights, and {aggregator} combines the task gradients without any: use heads='unweighted'")
         store_attr('aggregator,level,normalize,heads')
-        self.features,self.shared,self.grad_scale = None,[],1.
+        self.features,self.shared,self.grad_scale,self.at = [],[],1.,level
 
     def setup(self, tasks):
         super().setup(tasks)
@@ -256,16 +260,16 @@ class GradientWeighting(Weighting):
         if not (self.training and torch.is_grad_enabled()): return self.agg_weights*losses, self.agg_weights
         idx = [i for i,c in enumerate(_synced(counts).tolist()) if c > 0] # One sync: the aggregators solve on the host anyway
         if not idx: return self.agg_weights*losses, self.agg_weights
-        if self.level == 'parameter': return self._parameter_level(losses, idx)
-        z = self.features
-        if z is None or not z.requires_grad: return losses, torch.ones_like(losses)
-        jac = self._jacobian(losses, idx, [z])
+        if self.at == 'parameter': return self._parameter_level(losses, idx)
+        zs = _tensors(self.features)
+        if not zs or not all(z.requires_grad for z in zs): return losses, torch.ones_like(losses)
+        jac = self._jacobian(losses, idx, zs)
         w = self._weights(_gathered(jac), idx)
         if w is None: return self.agg_weights*losses, self.agg_weights # fp16 overflow: the GradScaler skips this step
         self.agg_weights = w.to(losses.device, non_blocking=True)
         if self.heads == 'weighted': return self.agg_weights*losses, self.agg_weights
         grad = (self.static*self.agg_weights)[idx] @ jac * self.grad_scale # What the weighted sum would send to the features
-        z.register_hook(partial(_replace_grad, new=grad))
+        for z,g in zip(zs, grad.split([z.numel() for z in zs])): z.register_hook(partial(_replace_grad, new=g))
         return losses, self.agg_weights
 
     def _weights(self, jac, idx):
@@ -300,7 +304,10 @@ class GradientWeighting(Weighting):
         mh = first(m for m in learn.model.modules() if isinstance(m, MultiHead))
         if mh is None and self.level == 'representation': raise ValueError(
             "GradientWeighting(level='representation') needs the model's shared features: use a model with a MultiHead, or level='parameter'")
+        self.at = self.level if mh is None or getattr(mh, 'shared_input', True) else 'parameter'
+        if self.at != self.level: warn(f"{type(mh).__name__}: the tasks share no features, so the task gradients are weighted at the shared parameters (level='parameter')")
         self.hook = Hook(mh, _first_input, detach=False) if mh is not None else None
+        self.extra_features = getattr(mh, 'extra_features', list)
 
     def before_train(self, learn):
         head_params = set(p for m in learn.model.modules() if isinstance(m, MultiHead) for p in m.parameters())
@@ -310,18 +317,19 @@ class GradientWeighting(Weighting):
         self.grad_scale = learn.scaler.get_scale() if getattr(learn, 'scaler', None) is not None and learn.scaler.is_enabled() else 1.
 
     def after_pred(self, learn):
-        if self.hook is not None: self.features = self.hook.stored
+        "The shared features: the `MultiHead`'s input (a tensor, or a tuple of them), and the body's other features it read (its `extra_features`, e.g. a U-Net's skips)"
+        if self.hook is not None: self.features = [*_tensors(self.hook.stored), *self.extra_features()]
 
     def after_backward(self, learn):
         "At parameter level, put the aggregated gradient (scaled like the loss) in the shared parameters"
-        if self.level != 'parameter' or getattr(self, 'shared_grad', None) is None: return
+        if self.at != 'parameter' or getattr(self, 'shared_grad', None) is None: return
         for p,g in zip(self.shared, self.shared_grad.split([p.numel() for p in self.shared])):
             p.grad = g.as_subclass(Tensor).view_as(p).mul(self.grad_scale).to(p.dtype)
         self.shared_grad = None
 
     def after_fit(self, learn):
         if self.hook is not None: self.hook.remove()
-        self.hook,self.features,self.shared = None,None,[]
+        self.hook,self.features,self.shared,self.extra_features = None,[],[],list
 
 # %% ../nbs/05_weighting.ipynb #a34b1219
 class WeightingCallback(Callback):
