@@ -12,6 +12,7 @@ from .tasks import *
 from .data import *
 from .sources import *
 from .multimnist import *
+from .scenes import *
 from .model import *
 from .sharing import *
 from .loss import *
@@ -19,11 +20,54 @@ from .metrics import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .unet import *
+from .compare import *
 from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, sharing, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
+from .export import *
+from fastai_mtl import (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    sharing,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    unet,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+)
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, sharing, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    sharing,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    unet,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+) for name in mod.__all__]
