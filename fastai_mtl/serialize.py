@@ -14,6 +14,7 @@ from fastai.tabular.all import *
 import json
 from .tasks import *
 from .model import *
+from .sharing import sharing_to_dict, sharing_from_dict
 from .learner import *
 from .tabular import *
 from .inference import *
@@ -166,7 +167,7 @@ def _model_args(learn)->dict:
     if args is None: raise ValueError("`save_mtl` rebuilds models made by `mtl_learner` or `mtl_tabular_learner`: this learner has no `model_args`")
     if args.get('custom_head'): raise ValueError("The learner has a custom head: a plain description cannot rebuild it; use `learn.export`")
     if callable(args.get('cut')): raise ValueError(f"cut={args['cut']!r} is a function: a plain description needs an index or None")
-    return {k: _arch_to_dict(v) if k == 'arch' else _plain_value(v) for k,v in args.items() if k != 'custom_head'}
+    return {k: _arch_to_dict(v) if k == 'arch' else sharing_to_dict(v) if k == 'sharing' else _plain_value(v) for k,v in args.items() if k != 'custom_head'}
 
 # %% ../nbs/10_serialize.ipynb #de95a616
 def describe_mtl(learn:MTLLearner)->dict:
@@ -226,14 +227,15 @@ def _vision_model(tasks, args, arch=None):
     "The image model that `mtl_learner` built from `args`, without pretrained weights"
     body = create_mtl_body(_arch_from_dict(args['arch']) if arch is None else arch, args['n_in'], pretrained=False, cut=args['cut'], split_at=args['split_at'])
     head = {k: args[k] for k in ('concat_pool', 'lin_ftrs', 'ps', 'first_bn', 'bn_final', 'lin_first')}
-    return create_mtl_model(body, tasks, init=None, pool=getattr(body, 'needs_pool', True), **head)
+    return create_mtl_model(body, tasks, init=None, sharing=sharing_from_dict(args.get('sharing')), pool=getattr(body, 'needs_pool', True), **head)
 
 def _tabular_model(tasks, args):
     "The tabular model that `mtl_tabular_learner` built from `args`"
     body = create_tabular_body([tuple(o) for o in args['emb_szs']], args['n_cont'], args['layers'], **args['config'])
     nf = args['layers'][-1] if args['layers'] else body.n_emb + body.n_cont
-    heads = {t.name: t.create_head(nf, pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False) for t in tasks}
-    return MTLTabularModel(body, MultiHead(heads))
+    head_kwargs,sharing = dict(pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False),sharing_from_dict(args.get('sharing'))
+    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
+    return MTLTabularModel(body, head)
 
 # %% ../nbs/10_serialize.ipynb #6f457eef
 def load_mtl(
