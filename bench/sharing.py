@@ -91,12 +91,8 @@ def fit_penguins(df, names, sharing, seed, epochs, device):
     learn = mtl_tabular_learner(dls, tasks, layers=[64] if sharing is None else None, sharing=sharing)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, 1e-2)
-        preds, targs = learn.get_preds(reorder=False) # The validation set is not shuffled; fastai's reorder fails on a one-task learner's outputs
-    res = {}
-    for n,p,t in zip(names, tuplify(preds), tuplify(targs)): # fastai returns a one-task learner's outputs as a tensor, not a tuple
-        if p.ndim == 2: known = t >= 0; res[n] = (p.argmax(1)[known] == t[known]).float().mean().item()
-        else: known = ~t.isnan(); res[n] = (p[known] - t[known]).abs().mean().item()
-    return res
+        vals = dict(zip(['valid_loss'] + [m.name for m in learn.metrics], learn.validate())) # Masked per-task metrics; get_preds of a one-task learner is broken
+    return {n: vals[f"{n}_{'mae' if PENGUIN_TARGETS[n] is RegressionTask else 'accuracy'}"] for n in names}
 
 def penguins(args, device):
     import palmerpenguins
