@@ -14,6 +14,7 @@ from .sources import *
 from .multimnist import *
 from .scenes import *
 from .model import *
+from .sharing import *
 from .loss import *
 from .metrics import *
 from .weighting import *
@@ -33,6 +34,7 @@ from fastai_mtl import (
     multimnist,
     scenes,
     model,
+    sharing,
     loss,
     metrics,
     weighting,
@@ -55,6 +57,7 @@ __all__ = [name for mod in (
     multimnist,
     scenes,
     model,
+    sharing,
     loss,
     metrics,
     weighting,

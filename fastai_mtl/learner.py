@@ -165,6 +165,7 @@ def mtl_learner(
     cut=None, # Where to cut the body; fastai's `model_meta` by default
     split_at:int|str=None, # Share the body up to this layer only; each task gets its own copy of the rest
     custom_head:nn.Module=None, # One module taking the body's features and returning a tuple, one output per task
+    sharing=None, # How the tasks share the body: `MMoE()`, `CGC()`, `PLE()`, `CrossStitch()` or `MTAN()` of `fastai_mtl.sharing`; hard sharing if None
     splitter:Callable=None, # fastai's splitter for `arch` by default (`default_split` with `split_at`)
     init=nn.init.kaiming_normal_, # Initialisation of the default heads
     concat_pool:bool=True, lin_ftrs:list=None, ps:float=0.5, first_bn:bool=True, bn_final:bool=False, lin_first:bool=False, # `create_head`'s
@@ -175,12 +176,13 @@ def mtl_learner(
     body = create_mtl_body(arch, n_in, pretrained, cut, weights, split_at)
     if normalize: _normalize(dls, arch, body, pretrained, n_in)
     if custom_head is not None: model = nn.Sequential(body, custom_head)
-    else: model = create_mtl_model(body, tasks, init=init, concat_pool=concat_pool, pool=getattr(body, 'needs_pool', True),
+    else: model = create_mtl_model(body, tasks, init=init, sharing=sharing, concat_pool=concat_pool, pool=getattr(body, 'needs_pool', True),
                                    lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn, bn_final=bn_final, lin_first=lin_first)
     default = default_split if split_at is not None else model_meta.get(arch, _default_meta)['split']
+    if sharing is not None: default = sharing.splitter(default)
     learn = MTLLearner(dls, model, tasks, splitter=ifnone(splitter, default), **kwargs)
     if pretrained: learn.freeze()
     store_attr('arch,normalize,pretrained', self=learn)
-    learn.model_args = dict(arch=arch, n_in=n_in, cut=cut, split_at=split_at, custom_head=custom_head is not None, concat_pool=concat_pool,
+    learn.model_args = dict(arch=arch, n_in=n_in, cut=cut, split_at=split_at, custom_head=custom_head is not None, sharing=sharing, concat_pool=concat_pool,
                             lin_ftrs=lin_ftrs, ps=ps, first_bn=first_bn, bn_final=bn_final, lin_first=lin_first) # What `save_mtl` needs
     return learn
