@@ -328,9 +328,18 @@ class RegressionTask(Task):
             std = np.nanstd(ys, 0)
             self.mean,self.std = np.nanmean(ys, 0).squeeze(), np.where(std > 0, std, 1.).squeeze()
 
+    def _stats(self, like):
+        "`mean` and `std` as tensors on the device and of the type of `like`: copied there once, not on every batch"
+        key,cache = (like.device, like.dtype),self.__dict__.setdefault('_stats_cache', {})
+        if key not in cache or cache[key][0] is not self.mean or cache[key][1] is not self.std:
+            cache[key] = (self.mean, self.std, *(tensor(o).to(like) for o in (self.mean, self.std)))
+        return cache[key][2:]
+
     def loss_inputs(self, pred, targ):
-        mean,std = (tensor(o).to(pred) for o in (self.mean, self.std))
+        mean,std = self._stats(pred)
         return (pred-mean)/std, (targ-mean)/std
+
+    def __getstate__(self): return {k: v for k,v in self.__dict__.items() if k != '_stats_cache'} # Device tensors stay out of `export`
 
     def create_head(self, nf, **kwargs):
         if self.head is not None: return self.head
