@@ -15,14 +15,17 @@ from .multimnist import *
 from .model import *
 from .loss import *
 from .metrics import *
+from .dense_data import *
+from .dense import *
 from .weighting import *
 from .learner import *
 from .tabular import *
 from .inference import *
+from .dense_show import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale
+from . import tasks, data, sources, multimnist, model, loss, metrics, dense_data, dense, weighting, learner, tabular, inference, dense_show, interpret, serialize, scale
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, dense_data, dense, weighting, learner, tabular, inference, dense_show, interpret, serialize, scale) for name in mod.__all__]
