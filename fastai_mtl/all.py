@@ -12,6 +12,7 @@ from .tasks import *
 from .data import *
 from .sources import *
 from .multimnist import *
+from .scenes import *
 from .model import *
 from .loss import *
 from .metrics import *
@@ -20,12 +21,56 @@ from .dense import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .compare import *
 from .inference import *
 from .dense_show import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, dense_data, dense, weighting, learner, tabular, inference, dense_show, interpret, serialize, scale
+from .export import *
+from fastai_mtl import (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    dense_data,
+    dense,
+    weighting,
+    learner,
+    tabular,
+    compare,
+    inference,
+    dense_show,
+    interpret,
+    serialize,
+    scale,
+    export,
+)
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, dense_data, dense, weighting, learner, tabular, inference, dense_show, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    dense_data,
+    dense,
+    weighting,
+    learner,
+    tabular,
+    compare,
+    inference,
+    dense_show,
+    interpret,
+    serialize,
+    scale,
+    export,
+) for name in mod.__all__]
