@@ -86,7 +86,7 @@ def _inference_time(learn):
     learn.model.eval()
     start = time.perf_counter()
     with torch.no_grad():
-        for xb,*_ in learn.dls.valid: learn.model(xb)
+        for b in learn.dls.valid: learn.model(*b[:learn.dls.n_inp])
     return (time.perf_counter() - start)/len(learn.dls.valid_ds)
 
 def _train(learner, dls, arch, tasks, epochs, lr, schedule, seed, fit_kwargs, kwargs):
