@@ -34,6 +34,7 @@ def higher_is_better(name:str)->bool:
 # %% ../nbs/06c_compare.ipynb #3ae9c0fe
 def metric_changes(mtl:dict, single:dict, higher:list=None)->dict:
     "Relative change (%) of each metric of `mtl` against `single`, signed so that negative is better"
+    mtl,single = dict(mtl),dict(single)
     missing = set(single) ^ set(mtl)
     if missing: raise ValueError(f"delta_m: `mtl` and `single` must have the same metrics; only one of them has {sorted(missing)}")
     res = {}
