@@ -46,7 +46,7 @@ def metric_changes(mtl:dict, single:dict, higher:list=None)->dict:
 
 def delta_m(mtl:dict, single:dict, higher:list=None)->float:
     "Δm (%): the mean relative change of the metrics of `mtl` against `single`, signed so that lower is better (Maninis et al. 2019)"
-    if not single: raise ValueError("delta_m: no metrics")
+    if not len(single): raise ValueError("delta_m: no metrics")
     return float(np.mean(list(metric_changes(mtl, single, higher).values())))
 
 # %% ../nbs/06c_compare.ipynb #d295c83b
