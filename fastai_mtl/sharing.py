@@ -6,7 +6,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/sharing.html.md"""
 
 # %% auto #0
 __all__ = ['Sharing', 'ExpertLevel', 'MixtureHead', 'CGC', 'PLE', 'MMoE', 'CrossStitchUnit', 'CrossStitchBody', 'TaskwiseHead',
-           'ColumnSplit', 'CrossStitch', 'StageFeatures', 'MTANHead', 'MTAN']
+           'ColumnSplit', 'CrossStitch', 'StageFeatures', 'MTANHead', 'MTAN', 'sharing_to_dict', 'sharing_from_dict']
 
 # %% ../nbs/02a_sharing.ipynb #3bc538cc
 from fastai.vision.all import *
@@ -257,3 +257,17 @@ class MTAN(Sharing):
         encoder.train()
         mid_chs,out_chs = [f.shape[1] for f in feats[0::2]],[f.shape[1] for f in feats[1::2]]
         return nn.Sequential(encoder, MTANHead(task_heads(tasks, out_chs[-1], init, **kwargs), mid_chs, out_chs))
+
+# %% ../nbs/02a_sharing.ipynb #46ff2c21
+def sharing_to_dict(sharing:Sharing)->dict:
+    "A plain (JSON) description of `sharing`: its class name and arguments; None for hard sharing"
+    return None if sharing is None else dict(type=type(sharing).__name__, **sharing.__dict__)
+
+def sharing_from_dict(d:dict)->Sharing:
+    "The sharing that `sharing_to_dict` described: one of `MMoE`, `CGC`, `PLE`, `CrossStitch` and `MTAN`"
+    if d is None: return None
+    classes = {c.__name__: c for c in (MMoE, CGC, PLE, CrossStitch, MTAN)}
+    d = dict(d)
+    name = d.pop('type', None)
+    if name not in classes: raise ValueError(f"Unknown sharing {name!r}: a saved sharing is one of {list(classes)}")
+    return classes[name](**d)
