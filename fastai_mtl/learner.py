@@ -133,6 +133,14 @@ class MTLLearner(Learner):
         self.tasks = tasks
         self.add_cbs([History(), WeightingCallback(), TaskCheck(), FiniteLoss()])
 
+    @delegates(Learner.get_preds)
+    def get_preds(self, ds_idx=1, dl=None, with_input=False, with_decoded=False, with_loss=False, **kwargs):
+        "fastai's `get_preds`, with predictions, targets and decoded predictions one per task, a 1-tuple too (fastai unwraps those)"
+        res = super().get_preds(ds_idx, dl, with_input=with_input, with_decoded=with_decoded, with_loss=with_loss, **kwargs)
+        if res is None or len(self.tasks) > 1: return res
+        per_task = range(int(with_input), int(with_input) + 2 + int(with_decoded))
+        return tuple((o,) if i in per_task and isinstance(o, Tensor) else o for i,o in enumerate(res))
+
     def __setstate__(self, state):
         _load_task_methods()
         super().__setstate__(state)

@@ -56,5 +56,5 @@ class MultiTaskLoss(Module):
         "The weights of the tasks: the weighting's latest, or the static ones"
         return self.weights if self.weighting is None else self.weighting.weights
 
-    def activation(self, preds): return tuple(t.activation(p) for t,p in zip(self.tasks, preds))
-    def decodes(self, preds): return tuple(t.decodes(p) for t,p in zip(self.tasks, preds))
+    def activation(self, preds): return tuple(t.activation(p) for t,p in zip(self.tasks, tuplify(preds)))
+    def decodes(self, preds): return tuple(t.decodes(p) for t,p in zip(self.tasks, tuplify(preds)))
