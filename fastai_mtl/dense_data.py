@@ -9,13 +9,13 @@ __all__ = ['read_target', 'DenseColReader', 'MissingTarget', 'DenseTensor', 'Ten
            'image_turn', 'TensorNormals', 'DenseReader', 'MaskReader', 'PixelsReader', 'DepthReader', 'NormalsReader',
            'AlignTargets']
 
-# %% ../nbs/04a_dense_data.ipynb #6211b957
+# %% ../nbs/04a_dense_data.ipynb #297b8272
 from fastai.vision.all import *
 from .tasks import *
 from fastai.vision.augment import _get_sz
 from math import nan
 
-# %% ../nbs/04a_dense_data.ipynb #80bf4f44
+# %% ../nbs/04a_dense_data.ipynb #c5fc35b1
 def _source(o):
     "How an error names the target item `o`: its file, or its type and shape"
     return f"'{o}'" if isinstance(o, (str, Path)) else f"the {type(o).__name__} of shape {tuple(o.shape)}"
@@ -31,7 +31,7 @@ def read_target(o, task:str=''):
     except (OSError, ValueError) as e:
         raise ValueError(f"Task '{task}': cannot read the target file '{o}' (expected an image file or a .npy array): {e}") from None
 
-# %% ../nbs/04a_dense_data.ipynb #b410294a
+# %% ../nbs/04a_dense_data.ipynb #fcb5d59a
 class DenseColReader(ColReader):
     "`ColReader` that returns a missing value (NaN, None, '') as it is instead of adding `pref` and `suff` to it"
     def _do_one(self, r, c):
@@ -43,13 +43,13 @@ class DenseColReader(ColReader):
         "The `DenseColReader` of the columns, prefix and suffix of `r`"
         return cls(list(r.cols), pref=r.pref, suff=r.suff, label_delim=r.label_delim)
 
-# %% ../nbs/04a_dense_data.ipynb #670760e0
+# %% ../nbs/04a_dense_data.ipynb #a0b70b70
 class MissingTarget:
     "Placeholder for a missing dense target, until `AlignTargets` knows the image's size and asks `reader.missing(size)`"
     def __init__(self, reader): self.reader = reader
     def __repr__(self): return f"MissingTarget({self.reader.task!r})"
 
-# %% ../nbs/04a_dense_data.ipynb #552a8a1d
+# %% ../nbs/04a_dense_data.ipynb #27507482
 _pad_modes = {PadMode.Zeros: 'constant', PadMode.Border: 'replicate', PadMode.Reflection: 'reflect'}
 
 def _like(res, x):
@@ -61,6 +61,7 @@ def _like(res, x):
 class DenseTensor:
     "What dense target tensors share: fastai's item and batch transforms move them by nearest neighbour, padding with `fill`"
     crop_pad = Image.Image.crop_pad   # fastai's, which calls `_do_crop_pad`
+    dihedral = TensorImage.dihedral   # for `DihedralItem`: flips and transpositions of the last two axes
     def _do_crop_pad(self, sz, tl, orig_sz, pad_mode=PadMode.Zeros, resize_mode=None, resize_to=None):
         "Crop `sz` (w, h) at `tl` (x, y), padding outside (with `fill` for `PadMode.Zeros`), then resize to `resize_to` (w, h)"
         (l,t),(w,h),(W,H) = tl,sz,orig_sz
@@ -80,7 +81,7 @@ class DenseTensor:
         if pad_mode == PadMode.Zeros: res = torch.where(res[:, -1:] > 0.5, res[:, :-1], self.fill)
         return _like(res.view(*self.shape[:-2], *res.shape[-2:]).to(self.dtype), self)
 
-# %% ../nbs/04a_dense_data.ipynb #c2024e66
+# %% ../nbs/04a_dense_data.ipynb #c1d58f32
 class TensorSegMask(DenseTensor, TensorMask):
     "A segmentation target (h, w), batched (bs, h, w): class ids, -1 where unlabelled; knows its `task` and `codes`"
     fill = -1
@@ -92,12 +93,12 @@ class TensorPixels(DenseTensor, TensorMask):
         "Show the first channel with a colour map"
         return show_image(self[..., :1, :, :], ctx=ctx, **merge(self._show_args, kwargs))
 
-# %% ../nbs/04a_dense_data.ipynb #c7753cce
+# %% ../nbs/04a_dense_data.ipynb #9b389b97
 class TensorDepth(TensorPixels):
     "Depth map (1, h, w), batched (bs, 1, h, w), in the dataset's units: NaN where unknown"
     _show_args = {'cmap': 'magma_r'}
 
-# %% ../nbs/04a_dense_data.ipynb #8158f088
+# %% ../nbs/04a_dense_data.ipynb #727b68ba
 def image_turn(mat, src_hw, dst_hw):
     "Rotation or reflection (bs, 2, 2) that fastai's affine `mat` (bs, 2, 3) applies to an image of size `src_hw`, in pixels"
     (h,w),(h2,w2),mat = src_hw,dst_hw,mat.as_subclass(Tensor).float()
@@ -105,7 +106,7 @@ def image_turn(mat, src_hw, dst_hw):
     u,_,vh = torch.linalg.svd(torch.linalg.inv(p))
     return u @ vh
 
-# %% ../nbs/04a_dense_data.ipynb #5649b2b1
+# %% ../nbs/04a_dense_data.ipynb #5722af31
 class TensorNormals(TensorPixels):
     "Surface normals (3, h, w), batched (bs, 3, h, w): unit vectors, x right, y down, z forward, towards the camera; NaN where unknown"
     def turned(self, r):
@@ -118,6 +119,14 @@ class TensorNormals(TensorPixels):
         "Flip left to right: the image's x is the normals' x, negated"
         return self.flip(-1) * self.new_tensor([-1., 1, 1])[:, None, None]
 
+    def dihedral(self, k):
+        "fastai's dihedral transform `k` (`DihedralItem`): a flip negates x or y, the transposition swaps them"
+        x = self.as_subclass(Tensor)
+        if k in [1,3,4,7]: x = x.flip(-1) * x.new_tensor([-1., 1, 1])[:, None, None]
+        if k in [2,4,5,7]: x = x.flip(-2) * x.new_tensor([1., -1, 1])[:, None, None]
+        if k in [3,5,6,7]: x = x.transpose(-1, -2)[[1, 0, 2]]
+        return _like(x, self)
+
     def affine_coord(self, mat=None, coord_tfm=None, sz=None, **kwargs):
         "Resample like `TensorPixels`, then turn the vectors as `mat` turns the image"
         res = super().affine_coord(mat, coord_tfm, sz, **kwargs)
@@ -127,7 +136,7 @@ class TensorNormals(TensorPixels):
         "Show the normals as colours, (n+1)/2; unknown pixels black"
         return show_image(((self+1)/2).nan_to_num(0).clamp(0, 1), ctx=ctx, **kwargs)
 
-# %% ../nbs/04a_dense_data.ipynb #d22158b4
+# %% ../nbs/04a_dense_data.ipynb #e564ea80
 def _as_is(self, o:TensorPixels): return o
 IntToFloatTensor.encodes.dispatch(_as_is)   # float targets are not class ids
 
@@ -139,7 +148,7 @@ def _crops_like_images(tfm):
 
 for _tfm in (CropPad, RandomCrop, Resize, RandomResizedCrop, RatioResize): _crops_like_images(_tfm)
 
-# %% ../nbs/04a_dense_data.ipynb #9e0497c5
+# %% ../nbs/04a_dense_data.ipynb #7e5a3eec
 class DenseReader(DisplayedTransform):
     "Read task `task`'s dense target of each item; a missing one becomes a `MissingTarget`"
     per_item,kind = True,None
@@ -151,7 +160,7 @@ class DenseReader(DisplayedTransform):
     def decodes(self, o:TensorMask): return named(o, self.task)
     def error(self, src, msg): return ValueError(f"Task '{self.task}': the target {src} {msg}")
 
-# %% ../nbs/04a_dense_data.ipynb #aff98b9b
+# %% ../nbs/04a_dense_data.ipynb #ebc21cd7
 class MaskReader(DenseReader):
     "Read masks of class ids (`0..len(codes)-1`) as `TensorSegMask`s; `void` pixels (and missing masks) become -1"
     kind = 'segmentation'
@@ -179,7 +188,7 @@ class MaskReader(DenseReader):
         o.codes = self.codes
         return super().decodes(o)
 
-# %% ../nbs/04a_dense_data.ipynb #dbe312d9
+# %% ../nbs/04a_dense_data.ipynb #0f8a6573
 class PixelsReader(DenseReader):
     "Read per-pixel values with `c` channels as `TensorPixels`; whole-number images are divided by `png_scale`"
     kind,tensor_cls = 'pixel-regression',TensorPixels
@@ -199,7 +208,7 @@ class PixelsReader(DenseReader):
         "A target of `size` (w, h), every pixel NaN"
         return self.tensor_cls(torch.full((self.c, size[1], size[0]), nan))
 
-# %% ../nbs/04a_dense_data.ipynb #fe80bf22
+# %% ../nbs/04a_dense_data.ipynb #96eca2a1
 class DepthReader(PixelsReader):
     "Read depth maps (16-bit PNGs of `png_scale` steps per unit, or float arrays) as `TensorDepth`; 0 means unknown"
     kind,tensor_cls = 'depth',TensorDepth
@@ -208,7 +217,7 @@ class DepthReader(PixelsReader):
         a = super().values(a, src)
         return np.where(a == 0, nan, a)
 
-# %% ../nbs/04a_dense_data.ipynb #c2efd357
+# %% ../nbs/04a_dense_data.ipynb #5334a311
 class NormalsReader(PixelsReader):
     "Read surface normals (float arrays, or 8-bit RGB PNGs of (n+1)/2) as `TensorNormals`; checks they are unit vectors"
     kind,tensor_cls = 'normals',TensorNormals
@@ -228,7 +237,7 @@ class NormalsReader(PixelsReader):
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
         return np.where(known, a / np.where(known, norm, 1), nan)
 
-# %% ../nbs/04a_dense_data.ipynb #339e7c1b
+# %% ../nbs/04a_dense_data.ipynb #5e14d67f
 def _target_name(x):
     "Task and source of dense target `x`, for messages"
     return f"Task '{getattr(x, 'task', '?')}': the target {getattr(x, 'source', '')}"

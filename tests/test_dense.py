@@ -5,7 +5,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.test import test_eq as _eq, test_close as _close
-from fastai.vision.all import (DataBlock, ImageBlock, ColReader, IndexSplitter, Resize, RandomResizedCrop, FlipItem, Flip, Rotate,
+from fastai.vision.all import (DataBlock, ImageBlock, ColReader, IndexSplitter, Resize, RandomResizedCrop, FlipItem, DihedralItem, Flip, Rotate,
                                Dihedral, Zoom, Brightness, Contrast, aug_transforms)
 from fastai_mtl.all import (Tasks, CategoryTask, SegmentationTask, DepthTask, NormalsTask, MultiTaskLoss, TensorSegMask, TensorDepth,
                             TensorNormals, check_dense)
@@ -94,7 +94,7 @@ def test_missing_targets_after_resize(tmp_path):
 def test_item_transforms_keep_alignment(toy):
     "Resize with a crop and RandomResizedCrop move mask, depth and normals with the image (nearest neighbour)"
     path,df = toy
-    for tfms in ([Resize(16)], [RandomResizedCrop(20, min_scale=0.3)], [Resize(20, method='squish'), FlipItem(p=1.)]):
+    for tfms in ([Resize(16)], [RandomResizedCrop(20, min_scale=0.3)], [Resize(20, method='squish'), FlipItem(p=1.)], [DihedralItem(p=1.), Resize(16)]):
         x,seg,depth,normals,_ = _plain(dense_dls(path, df, dense_tasks(path), item_tfms=tfms).one_batch())
         sx,sy = _source_xy(x)
         # the images are resized bilinearly, the targets by nearest neighbour: compare away from the class borders
