@@ -9,7 +9,7 @@ __all__ = ['PixelMean', 'AbsErr', 'RelErr', 'ConfusionMatrix', 'MeanIoU', 'Pixel
            'AngleWithin', 'MedianAngle', 'CosineLoss', 'DenseTask', 'SegmentationTask', 'PixelRegressionTask',
            'DepthTask', 'NormalsTask', 'check_dense']
 
-# %% ../nbs/04b_dense.ipynb #3f16730b
+# %% ../nbs/04b_dense.ipynb #1375c543
 from fastai.vision.all import *
 from .tasks import *
 from .loss import *
@@ -18,7 +18,7 @@ from .dense_data import *
 from math import nan
 import itertools
 
-# %% ../nbs/04b_dense.ipynb #d87798dc
+# %% ../nbs/04b_dense.ipynb #a8d46eca
 class PixelMean(Metric):
     "Mean of `per_pixel(pred, targ)`, a value per labelled pixel, over the whole validation set"
     def reset(self): self.total,self.count = 0.,0
@@ -30,7 +30,7 @@ class PixelMean(Metric):
     @property
     def value(self): return self.total/self.count if self.count else None
 
-# %% ../nbs/04b_dense.ipynb #76520904
+# %% ../nbs/04b_dense.ipynb #b56c8f7b
 class AbsErr(PixelMean):
     "Mean absolute error over the valid (non-NaN) pixels"
     name = 'abs_err'
@@ -43,7 +43,7 @@ class RelErr(PixelMean):
         m = is_labelled(targ) & (targ != 0)
         return ((pred - targ).abs() / targ.abs())[m]
 
-# %% ../nbs/04b_dense.ipynb #c3347a36
+# %% ../nbs/04b_dense.ipynb #1d5df301
 class ConfusionMatrix(Metric):
     "Confusion matrix `cm` (truth x prediction) of a segmentation, over the labelled pixels of the whole validation set"
     def reset(self): self.cm = None
@@ -73,7 +73,7 @@ class PixelAccuracy(ConfusionMatrix):
     @property
     def value(self): return None if self.cm is None else (self.cm.diag().sum()/self.cm.sum()).item()
 
-# %% ../nbs/04b_dense.ipynb #cf5c313d
+# %% ../nbs/04b_dense.ipynb #075b3aff
 def angle_errors(pred, targ):
     "Angle in degrees between predicted and true normals `(bs, 3, h, w)` at each labelled pixel"
     m = is_labelled(targ).all(1)
@@ -108,7 +108,7 @@ class MedianAngle(Metric):
         c = self.hist.cumsum(0)
         return ((c >= c[-1]/2).int().argmax().item() + 0.5) * self.bin_width
 
-# %% ../nbs/04b_dense.ipynb #51faf607
+# %% ../nbs/04b_dense.ipynb #dc910590
 class CosineLoss(Module):
     "1 - cosine similarity of predicted and true vectors along `axis`, one loss per pixel; activation and decoding give unit vectors"
     def __init__(self, axis=1, reduction='mean'): store_attr()
@@ -119,7 +119,7 @@ class CosineLoss(Module):
     def activation(self, x): return F.normalize(x, dim=self.axis)
     def decodes(self, x): return F.normalize(x, dim=self.axis)
 
-# %% ../nbs/04b_dense.ipynb #7b76a15d
+# %% ../nbs/04b_dense.ipynb #1b26a2fa
 class DenseTask(Task):
     "A per-pixel task: its target has the image's size and moves with it; its head maps decoder features to `n_out` channels"
     dense = True
@@ -158,7 +158,7 @@ class DenseTask(Task):
         raise ValueError(f"Task '{self.name}': the model's output has {got}, expected {want}: (items, {self.n_out} channel(s), height, width) "
                          "at the targets' size; check the task's head")
 
-# %% ../nbs/04b_dense.ipynb #27ed3275
+# %% ../nbs/04b_dense.ipynb #2f26cbdd
 class SegmentationTask(DenseTask):
     "Per-pixel classification into `codes`: cross-entropy on the labelled pixels (`void` ones and missing masks left out); mIoU, pixel accuracy"
     kind = 'segmentation'
@@ -172,7 +172,7 @@ class SegmentationTask(DenseTask):
     def default_loss(self): return CrossEntropyLossFlat(axis=1)
     def type_tfm(self): return MaskReader(self.codes, self.void, task=self.name)
 
-# %% ../nbs/04b_dense.ipynb #3b95a2eb
+# %% ../nbs/04b_dense.ipynb #8603a024
 class PixelRegressionTask(DenseTask):
     "Per-pixel regression with `n_out` channels: L1 on the valid pixels; the head de-standardised by the training targets' statistics"
     kind = 'pixel-regression'
@@ -196,7 +196,7 @@ class PixelRegressionTask(DenseTask):
 
     def out_layers(self): return [Destandardize(self.mean[:, None, None], self.std[:, None, None])] if self.standardize else []
 
-# %% ../nbs/04b_dense.ipynb #3fdb1244
+# %% ../nbs/04b_dense.ipynb #1d0d2977
 class DepthTask(PixelRegressionTask):
     "Depth map: 16-bit PNGs of `png_scale` steps per unit (or float arrays), 0 or NaN unknown; L1, absolute and relative error"
     kind = 'depth'
@@ -204,7 +204,7 @@ class DepthTask(PixelRegressionTask):
     def __init__(self, name, png_scale:float=1000., **kwargs): super().__init__(name, n_out=1, png_scale=png_scale, **kwargs)
     def type_tfm(self): return DepthReader(self.png_scale, task=self.name)
 
-# %% ../nbs/04b_dense.ipynb #9ca6484b
+# %% ../nbs/04b_dense.ipynb #df54b36b
 class NormalsTask(DenseTask):
     "Surface normals (unit vectors, x right, y down, z forward): 1 - cosine on the valid pixels; the NYUv2 angle metrics"
     kind = 'normals'
@@ -223,7 +223,7 @@ class NormalsTask(DenseTask):
         mask = mask.view(*losses.shape)
         return torch.where(mask, losses, 0.), mask
 
-# %% ../nbs/04b_dense.ipynb #a3e4ec40
+# %% ../nbs/04b_dense.ipynb #c09148c3
 def check_dense(dls, max_items:int=None):
     "Read every item of the training and validation sets of `dls` as the first item transforms do; raise one error listing the bad dense targets"
     errors,align = [],AlignTargets()
