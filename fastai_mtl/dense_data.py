@@ -9,13 +9,13 @@ __all__ = ['read_target', 'DenseColReader', 'MissingTarget', 'DenseTensor', 'Ten
            'image_turn', 'TensorNormals', 'DenseReader', 'MaskReader', 'PixelsReader', 'DepthReader', 'NormalsReader',
            'AlignTargets']
 
-# %% ../nbs/04a_dense_data.ipynb #297b8272
+# %% ../nbs/04a_dense_data.ipynb #edceb486
 from fastai.vision.all import *
 from .tasks import *
 from fastai.vision.augment import _get_sz
 from math import nan
 
-# %% ../nbs/04a_dense_data.ipynb #c5fc35b1
+# %% ../nbs/04a_dense_data.ipynb #f6570cf6
 def _source(o):
     "How an error names the target item `o`: its file, or its type and shape"
     return f"'{o}'" if isinstance(o, (str, Path)) else f"the {type(o).__name__} of shape {tuple(o.shape)}"
@@ -31,7 +31,7 @@ def read_target(o, task:str=''):
     except (OSError, ValueError) as e:
         raise ValueError(f"Task '{task}': cannot read the target file '{o}' (expected an image file or a .npy array): {e}") from None
 
-# %% ../nbs/04a_dense_data.ipynb #fcb5d59a
+# %% ../nbs/04a_dense_data.ipynb #4597d3e0
 class DenseColReader(ColReader):
     "`ColReader` that returns a missing value (NaN, None, '') as it is instead of adding `pref` and `suff` to it"
     def _do_one(self, r, c):
@@ -43,13 +43,13 @@ class DenseColReader(ColReader):
         "The `DenseColReader` of the columns, prefix and suffix of `r`"
         return cls(list(r.cols), pref=r.pref, suff=r.suff, label_delim=r.label_delim)
 
-# %% ../nbs/04a_dense_data.ipynb #a0b70b70
+# %% ../nbs/04a_dense_data.ipynb #8d9aad57
 class MissingTarget:
     "Placeholder for a missing dense target, until `AlignTargets` knows the image's size and asks `reader.missing(size)`"
     def __init__(self, reader): self.reader = reader
     def __repr__(self): return f"MissingTarget({self.reader.task!r})"
 
-# %% ../nbs/04a_dense_data.ipynb #27507482
+# %% ../nbs/04a_dense_data.ipynb #5faa331d
 _pad_modes = {PadMode.Zeros: 'constant', PadMode.Border: 'replicate', PadMode.Reflection: 'reflect'}
 
 def _like(res, x):
@@ -81,7 +81,7 @@ class DenseTensor:
         if pad_mode == PadMode.Zeros: res = torch.where(res[:, -1:] > 0.5, res[:, :-1], self.fill)
         return _like(res.view(*self.shape[:-2], *res.shape[-2:]).to(self.dtype), self)
 
-# %% ../nbs/04a_dense_data.ipynb #c1d58f32
+# %% ../nbs/04a_dense_data.ipynb #52845156
 class TensorSegMask(DenseTensor, TensorMask):
     "A segmentation target (h, w), batched (bs, h, w): class ids, -1 where unlabelled; knows its `task` and `codes`"
     fill = -1
@@ -93,12 +93,12 @@ class TensorPixels(DenseTensor, TensorMask):
         "Show the first channel with a colour map"
         return show_image(self[..., :1, :, :], ctx=ctx, **merge(self._show_args, kwargs))
 
-# %% ../nbs/04a_dense_data.ipynb #9b389b97
+# %% ../nbs/04a_dense_data.ipynb #7c6c76ec
 class TensorDepth(TensorPixels):
     "Depth map (1, h, w), batched (bs, 1, h, w), in the dataset's units: NaN where unknown"
     _show_args = {'cmap': 'magma_r'}
 
-# %% ../nbs/04a_dense_data.ipynb #727b68ba
+# %% ../nbs/04a_dense_data.ipynb #fd80c46a
 def image_turn(mat, src_hw, dst_hw):
     "Rotation or reflection (bs, 2, 2) that fastai's affine `mat` (bs, 2, 3) applies to an image of size `src_hw`, in pixels"
     (h,w),(h2,w2),mat = src_hw,dst_hw,mat.as_subclass(Tensor).float()
@@ -106,7 +106,7 @@ def image_turn(mat, src_hw, dst_hw):
     u,_,vh = torch.linalg.svd(torch.linalg.inv(p))
     return u @ vh
 
-# %% ../nbs/04a_dense_data.ipynb #5722af31
+# %% ../nbs/04a_dense_data.ipynb #c01678a2
 class TensorNormals(TensorPixels):
     "Surface normals (3, h, w), batched (bs, 3, h, w): unit vectors, x right, y down, z forward, towards the camera; NaN where unknown"
     def turned(self, r):
@@ -136,7 +136,7 @@ class TensorNormals(TensorPixels):
         "Show the normals as colours, (n+1)/2; unknown pixels black"
         return show_image(((self+1)/2).nan_to_num(0).clamp(0, 1), ctx=ctx, **kwargs)
 
-# %% ../nbs/04a_dense_data.ipynb #e564ea80
+# %% ../nbs/04a_dense_data.ipynb #05a5b540
 def _as_is(self, o:TensorPixels): return o
 IntToFloatTensor.encodes.dispatch(_as_is)   # float targets are not class ids
 
@@ -148,7 +148,7 @@ def _crops_like_images(tfm):
 
 for _tfm in (CropPad, RandomCrop, Resize, RandomResizedCrop, RatioResize): _crops_like_images(_tfm)
 
-# %% ../nbs/04a_dense_data.ipynb #7e5a3eec
+# %% ../nbs/04a_dense_data.ipynb #2ceada58
 class DenseReader(DisplayedTransform):
     "Read task `task`'s dense target of each item; a missing one becomes a `MissingTarget`"
     per_item,kind = True,None
@@ -160,7 +160,7 @@ class DenseReader(DisplayedTransform):
     def decodes(self, o:TensorMask): return named(o, self.task)
     def error(self, src, msg): return ValueError(f"Task '{self.task}': the target {src} {msg}")
 
-# %% ../nbs/04a_dense_data.ipynb #ebc21cd7
+# %% ../nbs/04a_dense_data.ipynb #5b48cad1
 class MaskReader(DenseReader):
     "Read masks of class ids (`0..len(codes)-1`) as `TensorSegMask`s; `void` pixels (and missing masks) become -1"
     kind = 'segmentation'
@@ -171,9 +171,11 @@ class MaskReader(DenseReader):
     def create(self, a, src):
         if a.ndim != 2: raise self.error(src, f"has shape {a.shape}: expected a mask of class ids, (height, width)")
         if not np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, a.round()): raise self.error(src, "has values that are not whole numbers: expected class ids")
-        bad = np.setdiff1d(np.unique(a), [*range(self.c), *([] if self.void is None else [self.void])])
-        if len(bad): raise self.error(src, f"has values {bad[:10].tolist()} that are not class ids of the {self.c} codes (0 to {self.c-1})"
-                                           f"{'' if self.void is None else f' nor the void value {self.void}'}")
+        ok = ((a >= 0) & (a < self.c)) | (False if self.void is None else a == self.void)
+        if not ok.all():
+            bad = np.unique(a[~ok])
+            raise self.error(src, f"has values {bad[:10].tolist()} that are not class ids of the {self.c} codes (0 to {self.c-1})"
+                                 f"{'' if self.void is None else f' nor the void value {self.void}'}")
         return self.mask(torch.from_numpy(np.where(a == self.void, -1, a.astype(np.int64))), src)
 
     def mask(self, ids, src=''):
@@ -188,7 +190,7 @@ class MaskReader(DenseReader):
         o.codes = self.codes
         return super().decodes(o)
 
-# %% ../nbs/04a_dense_data.ipynb #0f8a6573
+# %% ../nbs/04a_dense_data.ipynb #136fdf6d
 class PixelsReader(DenseReader):
     "Read per-pixel values with `c` channels as `TensorPixels`; whole-number images are divided by `png_scale`"
     kind,tensor_cls = 'pixel-regression',TensorPixels
@@ -208,7 +210,7 @@ class PixelsReader(DenseReader):
         "A target of `size` (w, h), every pixel NaN"
         return self.tensor_cls(torch.full((self.c, size[1], size[0]), nan))
 
-# %% ../nbs/04a_dense_data.ipynb #96eca2a1
+# %% ../nbs/04a_dense_data.ipynb #04a9606a
 class DepthReader(PixelsReader):
     "Read depth maps (16-bit PNGs of `png_scale` steps per unit, or float arrays) as `TensorDepth`; 0 means unknown"
     kind,tensor_cls = 'depth',TensorDepth
@@ -217,7 +219,7 @@ class DepthReader(PixelsReader):
         a = super().values(a, src)
         return np.where(a == 0, nan, a)
 
-# %% ../nbs/04a_dense_data.ipynb #5334a311
+# %% ../nbs/04a_dense_data.ipynb #a4bdf7ba
 class NormalsReader(PixelsReader):
     "Read surface normals (float arrays, or 8-bit RGB PNGs of (n+1)/2) as `TensorNormals`; checks they are unit vectors"
     kind,tensor_cls = 'normals',TensorNormals
@@ -237,7 +239,7 @@ class NormalsReader(PixelsReader):
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
         return np.where(known, a / np.where(known, norm, 1), nan)
 
-# %% ../nbs/04a_dense_data.ipynb #5e14d67f
+# %% ../nbs/04a_dense_data.ipynb #627fb56f
 def _target_name(x):
     "Task and source of dense target `x`, for messages"
     return f"Task '{getattr(x, 'task', '?')}': the target {getattr(x, 'source', '')}"
