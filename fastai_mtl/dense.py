@@ -7,17 +7,18 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense.html.md"""
 # %% auto #0
 __all__ = ['PixelMean', 'AbsErr', 'RelErr', 'ConfusionMatrix', 'MeanIoU', 'PixelAccuracy', 'angle_errors', 'MeanAngle',
            'AngleWithin', 'MedianAngle', 'CosineLoss', 'DenseTask', 'SegmentationTask', 'PixelRegressionTask',
-           'DepthTask', 'NormalsTask']
+           'DepthTask', 'NormalsTask', 'check_dense']
 
-# %% ../nbs/04b_dense.ipynb #72ea6675
+# %% ../nbs/04b_dense.ipynb #1375c543
 from fastai.vision.all import *
 from .tasks import *
 from .loss import *
 from .metrics import *
 from .dense_data import *
 from math import nan
+import itertools
 
-# %% ../nbs/04b_dense.ipynb #dc4e3bfb
+# %% ../nbs/04b_dense.ipynb #a8d46eca
 class PixelMean(Metric):
     "Mean of `per_pixel(pred, targ)`, a value per labelled pixel, over the whole validation set"
     def reset(self): self.total,self.count = 0.,0
@@ -29,7 +30,7 @@ class PixelMean(Metric):
     @property
     def value(self): return self.total/self.count if self.count else None
 
-# %% ../nbs/04b_dense.ipynb #b64d1365
+# %% ../nbs/04b_dense.ipynb #b56c8f7b
 class AbsErr(PixelMean):
     "Mean absolute error over the valid (non-NaN) pixels"
     name = 'abs_err'
@@ -42,7 +43,7 @@ class RelErr(PixelMean):
         m = is_labelled(targ) & (targ != 0)
         return ((pred - targ).abs() / targ.abs())[m]
 
-# %% ../nbs/04b_dense.ipynb #40710908
+# %% ../nbs/04b_dense.ipynb #1d5df301
 class ConfusionMatrix(Metric):
     "Confusion matrix `cm` (truth x prediction) of a segmentation, over the labelled pixels of the whole validation set"
     def reset(self): self.cm = None
@@ -72,7 +73,7 @@ class PixelAccuracy(ConfusionMatrix):
     @property
     def value(self): return None if self.cm is None else (self.cm.diag().sum()/self.cm.sum()).item()
 
-# %% ../nbs/04b_dense.ipynb #f804345b
+# %% ../nbs/04b_dense.ipynb #075b3aff
 def angle_errors(pred, targ):
     "Angle in degrees between predicted and true normals `(bs, 3, h, w)` at each labelled pixel"
     m = is_labelled(targ).all(1)
@@ -107,7 +108,7 @@ class MedianAngle(Metric):
         c = self.hist.cumsum(0)
         return ((c >= c[-1]/2).int().argmax().item() + 0.5) * self.bin_width
 
-# %% ../nbs/04b_dense.ipynb #cc7b3714
+# %% ../nbs/04b_dense.ipynb #dc910590
 class CosineLoss(Module):
     "1 - cosine similarity of predicted and true vectors along `axis`, one loss per pixel; activation and decoding give unit vectors"
     def __init__(self, axis=1, reduction='mean'): store_attr()
@@ -118,7 +119,7 @@ class CosineLoss(Module):
     def activation(self, x): return F.normalize(x, dim=self.axis)
     def decodes(self, x): return F.normalize(x, dim=self.axis)
 
-# %% ../nbs/04b_dense.ipynb #a3f00d5d
+# %% ../nbs/04b_dense.ipynb #1b26a2fa
 class DenseTask(Task):
     "A per-pixel task: its target has the image's size and moves with it; its head maps decoder features to `n_out` channels"
     dense = True
@@ -157,7 +158,7 @@ class DenseTask(Task):
         raise ValueError(f"Task '{self.name}': the model's output has {got}, expected {want}: (items, {self.n_out} channel(s), height, width) "
                          "at the targets' size; check the task's head")
 
-# %% ../nbs/04b_dense.ipynb #a9713047
+# %% ../nbs/04b_dense.ipynb #2f26cbdd
 class SegmentationTask(DenseTask):
     "Per-pixel classification into `codes`: cross-entropy on the labelled pixels (`void` ones and missing masks left out); mIoU, pixel accuracy"
     kind = 'segmentation'
@@ -171,7 +172,7 @@ class SegmentationTask(DenseTask):
     def default_loss(self): return CrossEntropyLossFlat(axis=1)
     def type_tfm(self): return MaskReader(self.codes, self.void, task=self.name)
 
-# %% ../nbs/04b_dense.ipynb #ca9526ba
+# %% ../nbs/04b_dense.ipynb #8603a024
 class PixelRegressionTask(DenseTask):
     "Per-pixel regression with `n_out` channels: L1 on the valid pixels; the head de-standardised by the training targets' statistics"
     kind = 'pixel-regression'
@@ -186,7 +187,7 @@ class PixelRegressionTask(DenseTask):
     def setup(self, tl):
         "Per-channel mean and standard deviation of the valid pixels of the first `n_stats` labelled training targets"
         if not self.standardize: return
-        targs = L(t for t in tl if isinstance(t, Tensor) and is_labelled(t).any())[:self.n_stats]
+        targs = list(itertools.islice((t for t in tl if isinstance(t, Tensor) and is_labelled(t).any()), self.n_stats))   # reads no more
         if not targs: raise ValueError(f"Task '{self.name}': every target in the training set is missing; it needs at least one labelled training item")
         v = torch.cat([t.as_subclass(Tensor).view(self.n_out, -1) for t in targs], 1)
         self.mean = v.nanmean(1)
@@ -195,7 +196,7 @@ class PixelRegressionTask(DenseTask):
 
     def out_layers(self): return [Destandardize(self.mean[:, None, None], self.std[:, None, None])] if self.standardize else []
 
-# %% ../nbs/04b_dense.ipynb #56319477
+# %% ../nbs/04b_dense.ipynb #1d0d2977
 class DepthTask(PixelRegressionTask):
     "Depth map: 16-bit PNGs of `png_scale` steps per unit (or float arrays), 0 or NaN unknown; L1, absolute and relative error"
     kind = 'depth'
@@ -203,7 +204,7 @@ class DepthTask(PixelRegressionTask):
     def __init__(self, name, png_scale:float=1000., **kwargs): super().__init__(name, n_out=1, png_scale=png_scale, **kwargs)
     def type_tfm(self): return DepthReader(self.png_scale, task=self.name)
 
-# %% ../nbs/04b_dense.ipynb #abfafcb6
+# %% ../nbs/04b_dense.ipynb #df54b36b
 class NormalsTask(DenseTask):
     "Surface normals (unit vectors, x right, y down, z forward): 1 - cosine on the valid pixels; the NYUv2 angle metrics"
     kind = 'normals'
@@ -221,3 +222,13 @@ class NormalsTask(DenseTask):
         losses = self.loss_func(pred, torch.where(mask[:, None], targ, 0.)).as_subclass(Tensor).view(len(mask), -1)
         mask = mask.view(*losses.shape)
         return torch.where(mask, losses, 0.), mask
+
+# %% ../nbs/04b_dense.ipynb #c09148c3
+def check_dense(dls, max_items:int=None):
+    "Read every item of the training and validation sets of `dls` as the first item transforms do; raise one error listing the bad dense targets"
+    errors,align = [],AlignTargets()
+    for name,ds in (('training', dls.train_ds), ('validation', dls.valid_ds)):
+        for i in range(min(len(ds), ifnone(max_items, len(ds)))):
+            try: align(ds[i])
+            except (ValueError, TypeError) as e: errors.append(f'{name} item {i}: {e}')
+    if errors: raise ValueError(f"{len(errors)} item(s) have bad targets:\n" + '\n'.join(errors[:20]) + ('\n...' if len(errors) > 20 else ''))

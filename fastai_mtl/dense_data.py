@@ -6,16 +6,16 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense_data.html.md"""
 
 # %% auto #0
 __all__ = ['read_target', 'DenseColReader', 'MissingTarget', 'DenseTensor', 'TensorSegMask', 'TensorPixels', 'TensorDepth',
-           'image_turn', 'TensorNormals', 'encodes', 'DenseReader', 'MaskReader', 'PixelsReader', 'DepthReader',
-           'NormalsReader', 'AlignTargets']
+           'image_turn', 'TensorNormals', 'DenseReader', 'MaskReader', 'PixelsReader', 'DepthReader', 'NormalsReader',
+           'AlignTargets']
 
-# %% ../nbs/04a_dense_data.ipynb #eee38836
+# %% ../nbs/04a_dense_data.ipynb #edceb486
 from fastai.vision.all import *
 from .tasks import *
 from fastai.vision.augment import _get_sz
 from math import nan
 
-# %% ../nbs/04a_dense_data.ipynb #bf85b169
+# %% ../nbs/04a_dense_data.ipynb #f6570cf6
 def _source(o):
     "How an error names the target item `o`: its file, or its type and shape"
     return f"'{o}'" if isinstance(o, (str, Path)) else f"the {type(o).__name__} of shape {tuple(o.shape)}"
@@ -31,7 +31,7 @@ def read_target(o, task:str=''):
     except (OSError, ValueError) as e:
         raise ValueError(f"Task '{task}': cannot read the target file '{o}' (expected an image file or a .npy array): {e}") from None
 
-# %% ../nbs/04a_dense_data.ipynb #ad1d2f83
+# %% ../nbs/04a_dense_data.ipynb #4597d3e0
 class DenseColReader(ColReader):
     "`ColReader` that returns a missing value (NaN, None, '') as it is instead of adding `pref` and `suff` to it"
     def _do_one(self, r, c):
@@ -43,13 +43,13 @@ class DenseColReader(ColReader):
         "The `DenseColReader` of the columns, prefix and suffix of `r`"
         return cls(list(r.cols), pref=r.pref, suff=r.suff, label_delim=r.label_delim)
 
-# %% ../nbs/04a_dense_data.ipynb #0e10861b
+# %% ../nbs/04a_dense_data.ipynb #8d9aad57
 class MissingTarget:
     "Placeholder for a missing dense target, until `AlignTargets` knows the image's size and asks `reader.missing(size)`"
     def __init__(self, reader): self.reader = reader
     def __repr__(self): return f"MissingTarget({self.reader.task!r})"
 
-# %% ../nbs/04a_dense_data.ipynb #f7af6516
+# %% ../nbs/04a_dense_data.ipynb #5faa331d
 _pad_modes = {PadMode.Zeros: 'constant', PadMode.Border: 'replicate', PadMode.Reflection: 'reflect'}
 
 def _like(res, x):
@@ -61,14 +61,15 @@ def _like(res, x):
 class DenseTensor:
     "What dense target tensors share: fastai's item and batch transforms move them by nearest neighbour, padding with `fill`"
     crop_pad = Image.Image.crop_pad   # fastai's, which calls `_do_crop_pad`
+    dihedral = TensorImage.dihedral   # for `DihedralItem`: flips and transpositions of the last two axes
     def _do_crop_pad(self, sz, tl, orig_sz, pad_mode=PadMode.Zeros, resize_mode=None, resize_to=None):
         "Crop `sz` (w, h) at `tl` (x, y), padding outside (with `fill` for `PadMode.Zeros`), then resize to `resize_to` (w, h)"
         (l,t),(w,h),(W,H) = tl,sz,orig_sz
-        x = self[..., max(t, 0):min(t+h, H), max(l, 0):min(l+w, W)]
-        lead,x = x.shape[:-2],x.as_subclass(Tensor).float().view(1, -1, *x.shape[-2:])
+        x = self.as_subclass(Tensor)[..., max(t, 0):min(t+h, H), max(l, 0):min(l+w, W)]   # plain: fastai's tensor types cost time per op
+        lead,x = x.shape[:-2],x.float().view(1, -1, *x.shape[-2:])
         pad = (max(-l, 0), max(l+w-W, 0), max(-t, 0), max(t+h-H, 0))
         if any(pad): x = F.pad(x, pad, mode=_pad_modes[pad_mode], value=self.fill if pad_mode == PadMode.Zeros else None)
-        if resize_to is not None: x = F.interpolate(x, size=(resize_to[1], resize_to[0]), mode='nearest-exact')   # pixel centres, as Pillow
+        if resize_to is not None and tuple(resize_to) != (x.shape[-1], x.shape[-2]): x = F.interpolate(x, size=(resize_to[1], resize_to[0]), mode='nearest-exact')   # pixel centres, as Pillow
         return _like(x.view(*lead, *x.shape[-2:]).to(self.dtype), self)
 
     def affine_coord(self, mat=None, coord_tfm=None, sz=None, mode='nearest', pad_mode=PadMode.Reflection, align_corners=True):
@@ -80,7 +81,7 @@ class DenseTensor:
         if pad_mode == PadMode.Zeros: res = torch.where(res[:, -1:] > 0.5, res[:, :-1], self.fill)
         return _like(res.view(*self.shape[:-2], *res.shape[-2:]).to(self.dtype), self)
 
-# %% ../nbs/04a_dense_data.ipynb #00270d75
+# %% ../nbs/04a_dense_data.ipynb #52845156
 class TensorSegMask(DenseTensor, TensorMask):
     "A segmentation target (h, w), batched (bs, h, w): class ids, -1 where unlabelled; knows its `task` and `codes`"
     fill = -1
@@ -92,12 +93,12 @@ class TensorPixels(DenseTensor, TensorMask):
         "Show the first channel with a colour map"
         return show_image(self[..., :1, :, :], ctx=ctx, **merge(self._show_args, kwargs))
 
-# %% ../nbs/04a_dense_data.ipynb #1b743d26
+# %% ../nbs/04a_dense_data.ipynb #7c6c76ec
 class TensorDepth(TensorPixels):
     "Depth map (1, h, w), batched (bs, 1, h, w), in the dataset's units: NaN where unknown"
     _show_args = {'cmap': 'magma_r'}
 
-# %% ../nbs/04a_dense_data.ipynb #c8b96fa2
+# %% ../nbs/04a_dense_data.ipynb #fd80c46a
 def image_turn(mat, src_hw, dst_hw):
     "Rotation or reflection (bs, 2, 2) that fastai's affine `mat` (bs, 2, 3) applies to an image of size `src_hw`, in pixels"
     (h,w),(h2,w2),mat = src_hw,dst_hw,mat.as_subclass(Tensor).float()
@@ -105,7 +106,7 @@ def image_turn(mat, src_hw, dst_hw):
     u,_,vh = torch.linalg.svd(torch.linalg.inv(p))
     return u @ vh
 
-# %% ../nbs/04a_dense_data.ipynb #258231c5
+# %% ../nbs/04a_dense_data.ipynb #c01678a2
 class TensorNormals(TensorPixels):
     "Surface normals (3, h, w), batched (bs, 3, h, w): unit vectors, x right, y down, z forward, towards the camera; NaN where unknown"
     def turned(self, r):
@@ -114,7 +115,18 @@ class TensorNormals(TensorPixels):
         n = torch.cat([xy, self[:, 2:].as_subclass(Tensor)], 1)
         return _like(n / n.norm(dim=1, keepdim=True), self)
 
-    def flip_lr(self): return self.flip(-1) * self.new_tensor([-1., 1, 1])[:, None, None]
+    def flip_lr(self):
+        "Flip left to right: the image's x is the normals' x, negated"
+        return self.flip(-1) * self.new_tensor([-1., 1, 1])[:, None, None]
+
+    def dihedral(self, k):
+        "fastai's dihedral transform `k` (`DihedralItem`): a flip negates x or y, the transposition swaps them"
+        x = self.as_subclass(Tensor)
+        if k in [1,3,4,7]: x = x.flip(-1) * x.new_tensor([-1., 1, 1])[:, None, None]
+        if k in [2,4,5,7]: x = x.flip(-2) * x.new_tensor([1., -1, 1])[:, None, None]
+        if k in [3,5,6,7]: x = x.transpose(-1, -2)[[1, 0, 2]]
+        return _like(x, self)
+
     def affine_coord(self, mat=None, coord_tfm=None, sz=None, **kwargs):
         "Resample like `TensorPixels`, then turn the vectors as `mat` turns the image"
         res = super().affine_coord(mat, coord_tfm, sz, **kwargs)
@@ -124,9 +136,9 @@ class TensorNormals(TensorPixels):
         "Show the normals as colours, (n+1)/2; unknown pixels black"
         return show_image(((self+1)/2).nan_to_num(0).clamp(0, 1), ctx=ctx, **kwargs)
 
-# %% ../nbs/04a_dense_data.ipynb #1703a2da
-@IntToFloatTensor
-def encodes(self, o:TensorPixels): return o
+# %% ../nbs/04a_dense_data.ipynb #05a5b540
+def _as_is(self, o:TensorPixels): return o
+IntToFloatTensor.encodes.dispatch(_as_is)   # float targets are not class ids
 
 def _crops_like_images(tfm):
     "Let item transform `tfm` crop, pad and resize a `DenseTensor` as it does images"
@@ -136,7 +148,7 @@ def _crops_like_images(tfm):
 
 for _tfm in (CropPad, RandomCrop, Resize, RandomResizedCrop, RatioResize): _crops_like_images(_tfm)
 
-# %% ../nbs/04a_dense_data.ipynb #a2c72470
+# %% ../nbs/04a_dense_data.ipynb #2ceada58
 class DenseReader(DisplayedTransform):
     "Read task `task`'s dense target of each item; a missing one becomes a `MissingTarget`"
     per_item,kind = True,None
@@ -148,7 +160,7 @@ class DenseReader(DisplayedTransform):
     def decodes(self, o:TensorMask): return named(o, self.task)
     def error(self, src, msg): return ValueError(f"Task '{self.task}': the target {src} {msg}")
 
-# %% ../nbs/04a_dense_data.ipynb #47963fde
+# %% ../nbs/04a_dense_data.ipynb #5b48cad1
 class MaskReader(DenseReader):
     "Read masks of class ids (`0..len(codes)-1`) as `TensorSegMask`s; `void` pixels (and missing masks) become -1"
     kind = 'segmentation'
@@ -159,9 +171,11 @@ class MaskReader(DenseReader):
     def create(self, a, src):
         if a.ndim != 2: raise self.error(src, f"has shape {a.shape}: expected a mask of class ids, (height, width)")
         if not np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, a.round()): raise self.error(src, "has values that are not whole numbers: expected class ids")
-        bad = np.setdiff1d(np.unique(a), [*range(self.c), *([] if self.void is None else [self.void])])
-        if len(bad): raise self.error(src, f"has values {bad[:10].tolist()} that are not class ids of the {self.c} codes (0 to {self.c-1})"
-                                           f"{'' if self.void is None else f' nor the void value {self.void}'}")
+        ok = ((a >= 0) & (a < self.c)) | (False if self.void is None else a == self.void)
+        if not ok.all():
+            bad = np.unique(a[~ok])
+            raise self.error(src, f"has values {bad[:10].tolist()} that are not class ids of the {self.c} codes (0 to {self.c-1})"
+                                 f"{'' if self.void is None else f' nor the void value {self.void}'}")
         return self.mask(torch.from_numpy(np.where(a == self.void, -1, a.astype(np.int64))), src)
 
     def mask(self, ids, src=''):
@@ -176,7 +190,7 @@ class MaskReader(DenseReader):
         o.codes = self.codes
         return super().decodes(o)
 
-# %% ../nbs/04a_dense_data.ipynb #e209d6f3
+# %% ../nbs/04a_dense_data.ipynb #136fdf6d
 class PixelsReader(DenseReader):
     "Read per-pixel values with `c` channels as `TensorPixels`; whole-number images are divided by `png_scale`"
     kind,tensor_cls = 'pixel-regression',TensorPixels
@@ -196,7 +210,7 @@ class PixelsReader(DenseReader):
         "A target of `size` (w, h), every pixel NaN"
         return self.tensor_cls(torch.full((self.c, size[1], size[0]), nan))
 
-# %% ../nbs/04a_dense_data.ipynb #fd35c6b0
+# %% ../nbs/04a_dense_data.ipynb #04a9606a
 class DepthReader(PixelsReader):
     "Read depth maps (16-bit PNGs of `png_scale` steps per unit, or float arrays) as `TensorDepth`; 0 means unknown"
     kind,tensor_cls = 'depth',TensorDepth
@@ -205,7 +219,7 @@ class DepthReader(PixelsReader):
         a = super().values(a, src)
         return np.where(a == 0, nan, a)
 
-# %% ../nbs/04a_dense_data.ipynb #0780b66b
+# %% ../nbs/04a_dense_data.ipynb #a4bdf7ba
 class NormalsReader(PixelsReader):
     "Read surface normals (float arrays, or 8-bit RGB PNGs of (n+1)/2) as `TensorNormals`; checks they are unit vectors"
     kind,tensor_cls = 'normals',TensorNormals
@@ -225,7 +239,7 @@ class NormalsReader(PixelsReader):
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
         return np.where(known, a / np.where(known, norm, 1), nan)
 
-# %% ../nbs/04a_dense_data.ipynb #73193e5b
+# %% ../nbs/04a_dense_data.ipynb #627fb56f
 def _target_name(x):
     "Task and source of dense target `x`, for messages"
     return f"Task '{getattr(x, 'task', '?')}': the target {getattr(x, 'source', '')}"

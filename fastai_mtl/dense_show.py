@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense_show.html.md"""
 # %% auto #0
 __all__ = ['show_panel', 'show_batch', 'show_results']
 
-# %% ../nbs/07a_dense_show.ipynb #a22dff9b
+# %% ../nbs/07a_dense_show.ipynb #17a31bc6
 from fastai.vision.all import *
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
@@ -17,7 +17,7 @@ from .dense import *
 from .inference import *
 from math import nan, inf
 
-# %% ../nbs/07a_dense_show.ipynb #ff4bf572
+# %% ../nbs/07a_dense_show.ipynb #2e18eeb4
 def _code_colors(n): return [plt.get_cmap('tab20')(i % 20) for i in range(n)]
 
 @dispatch
@@ -38,7 +38,8 @@ def show_panel(o:TensorPixels, img, ctx, vmin=None, vmax=None, **kwargs):
     vals = o[:1].as_subclass(Tensor)
     vmin,vmax = ifnone(vmin, vals.nan_to_num(nan=inf).min().item()),ifnone(vmax, vals.nan_to_num(nan=-inf).max().item())
     o.show(ctx=ctx, vmin=vmin, vmax=vmax)
-    ctx.set_xlabel(f'{vmin:.3g} to {vmax:.3g}', fontsize=7)
+    ctx.annotate(f'{vmin:.3g} to {vmax:.3g}', xy=(0.5, 0), xycoords='axes fraction', xytext=(0, -2), textcoords='offset points',
+                 ha='center', va='top', fontsize=7)
     return ctx
 
 @dispatch
@@ -46,7 +47,7 @@ def show_panel(o:TensorNormals, img, ctx, **kwargs):
     "The normals `o` as colours, (n+1)/2"
     return o.show(ctx=ctx)
 
-# %% ../nbs/07a_dense_show.ipynb #3eeeebdf
+# %% ../nbs/07a_dense_show.ipynb #aa16238e
 def _value_range(*ts):
     "Smallest and largest known value of tensors `ts` (None for non-float ones)"
     if not all(isinstance(t, TensorPixels) and not isinstance(t, TensorNormals) for t in ts): return {}
@@ -54,7 +55,7 @@ def _value_range(*ts):
     v = v[~v.isnan()]
     return dict(vmin=v.min().item(), vmax=v.max().item()) if len(v) else {}
 
-# %% ../nbs/07a_dense_show.ipynb #a4412a3c
+# %% ../nbs/07a_dense_show.ipynb #680a0160
 def _draw(sample, ctxs, outs=None):
     "Draw one sample on its row `ctxs`: the image with the image-level lines, then truth (and prediction) per dense task"
     img,parts = sample[0],sample[1:]
@@ -79,7 +80,7 @@ def _rows(samples, n, per_task, figsize):
     axs = labelled_grid(n*cols, n_lines, nrows=n, ncols=cols, figsize=figsize)
     return [axs[r*cols:(r+1)*cols] for r in range(n)]
 
-# %% ../nbs/07a_dense_show.ipynb #52228fa8
+# %% ../nbs/07a_dense_show.ipynb #2dacb3bb
 @dispatch
 def show_batch(x:TensorImage, y:DenseTargets, samples, ctxs=None, max_n=6, nrows=None, ncols=None, figsize=None, **kwargs):
     n = min(len(samples), max_n)

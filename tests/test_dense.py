@@ -5,10 +5,10 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.test import test_eq as _eq, test_close as _close
-from fastai.vision.all import (DataBlock, ImageBlock, ColReader, IndexSplitter, Resize, RandomResizedCrop, FlipItem, Flip, Rotate,
+from fastai.vision.all import (DataBlock, ImageBlock, ColReader, IndexSplitter, Resize, RandomResizedCrop, FlipItem, DihedralItem, Flip, Rotate,
                                Dihedral, Zoom, Brightness, Contrast, aug_transforms)
 from fastai_mtl.all import (Tasks, CategoryTask, SegmentationTask, DepthTask, NormalsTask, MultiTaskLoss, TensorSegMask, TensorDepth,
-                            TensorNormals)
+                            TensorNormals, check_dense)
 
 H,W,CODES = 24, 32, ['left_top', 'right_top', 'left_bottom', 'right_bottom']
 
@@ -94,7 +94,7 @@ def test_missing_targets_after_resize(tmp_path):
 def test_item_transforms_keep_alignment(toy):
     "Resize with a crop and RandomResizedCrop move mask, depth and normals with the image (nearest neighbour)"
     path,df = toy
-    for tfms in ([Resize(16)], [RandomResizedCrop(20, min_scale=0.3)], [Resize(20, method='squish'), FlipItem(p=1.)]):
+    for tfms in ([Resize(16)], [RandomResizedCrop(20, min_scale=0.3)], [Resize(20, method='squish'), FlipItem(p=1.)], [DihedralItem(p=1.), Resize(16)]):
         x,seg,depth,normals,_ = _plain(dense_dls(path, df, dense_tasks(path), item_tfms=tfms).one_batch())
         sx,sy = _source_xy(x)
         # the images are resized bilinearly, the targets by nearest neighbour: compare away from the class borders
@@ -186,3 +186,11 @@ def test_model_output_of_wrong_size(toy):
     preds = (torch.zeros(4, 4, H//2, W//2), torch.ones(4, 1, H, W), torch.randn(4, 3, H, W), torch.zeros(4, 2))
     with pytest.raises(ValueError, match=r"Task 'seg': the model's output has shape \(4, 4, 12, 16\), expected \(4, 4, 24, 32\)"):
         MultiTaskLoss(tasks)(preds, *b[1:])
+
+def test_check_dense_lists_every_bad_target_before_training(toy):
+    path,df = toy
+    np.save(path/'3_normals.npy', np.ones((H, W, 3), dtype=np.float32))
+    (path/'5_depth.png').write_bytes(b'not a png')
+    dls = dense_dls(path, df, dense_tasks(path), item_tfms=Resize(16))   # building the DataLoaders reads no target
+    with pytest.raises(ValueError, match=r"(?s)2 item\(s\) have bad targets:\ntraining item 3: Task 'normals': .*not unit vectors.*\ntraining item 5: Task 'depth': cannot read"):
+        check_dense(dls)
