@@ -12,6 +12,7 @@ from .tasks import *
 from .data import *
 from .sources import *
 from .multimnist import *
+from .scenes import *
 from .model import *
 from .loss import *
 from .metrics import *
@@ -19,11 +20,51 @@ from .weighting import *
 from .learner import *
 from .tabular import *
 from .unet import *
+from .compare import *
 from .inference import *
 from .interpret import *
 from .serialize import *
 from .scale import *
-from . import tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, unet, inference, interpret, serialize, scale
+from .export import *
+from fastai_mtl import (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    unet,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+)
 
 # %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (tasks, data, sources, multimnist, model, loss, metrics, weighting, learner, tabular, unet, inference, interpret, serialize, scale) for name in mod.__all__]
+__all__ = [name for mod in (
+    tasks,
+    data,
+    sources,
+    multimnist,
+    scenes,
+    model,
+    loss,
+    metrics,
+    weighting,
+    learner,
+    tabular,
+    unet,
+    compare,
+    inference,
+    interpret,
+    serialize,
+    scale,
+    export,
+) for name in mod.__all__]

@@ -10,6 +10,7 @@ __all__ = ['SHAPES', 'COLORS', 'MARKS', 'draw_shape', 'make_shapes', 'shapes_dat
 # %% ../nbs/01_data.ipynb #666dbce4
 from fastai.vision.all import *
 from PIL import ImageDraw
+import json
 from .tasks import *
 
 # %% ../nbs/01_data.ipynb #624de43a
@@ -33,6 +34,12 @@ def draw_shape(shape, color, size, marks, img_size=64, rng=None):
     return img
 
 # %% ../nbs/01_data.ipynb #8ab75fd4
+_ARGS = 'shapes.json'
+def _made_with(path)->dict:
+    "The arguments `make_shapes` wrote the dataset in `path` with, or None"
+    f = path/_ARGS
+    return json.loads(f.read_text()) if f.exists() else None
+
 def _random_labels(rng, min_size, max_size):
     marks = [m for m in MARKS if rng.random() < 0.5] or [rng.choice(MARKS)]
     return dict(shape=rng.choice(SHAPES), color=rng.choice(COLORS), size=float(rng.integers(min_size, max_size+1)),
@@ -46,10 +53,10 @@ def make_shapes(
     missing:float=0., # Fraction of each task's labels left blank
     seed:int=0, # Random seed: the same arguments give the same dataset
 )->pd.DataFrame: # One row per image: `fname` (relative to `path`), shape, color, size, marks
-    "Generate (or reuse) a multi-task dataset of `n` shape images with four labels each"
+    "Generate (or reuse, if made with the same arguments) a multi-task dataset of `n` shape images with four labels each"
     path = Path(ifnone(path, fastai_path('data')/f'mtl_shapes_{n}_{img_size}_{missing}_{seed}'))
-    csv = path/'labels.csv'
-    if csv.exists(): return pd.read_csv(csv)
+    csv,args = path/'labels.csv',dict(n=int(n), img_size=int(img_size), missing=float(missing), seed=int(seed))
+    if csv.exists() and _made_with(path) == args: return pd.read_csv(csv)
     (path/'images').mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
@@ -61,6 +68,7 @@ def make_shapes(
     df = pd.DataFrame(rows)
     for col in ('shape', 'color', 'size', 'marks'): df.loc[rng.random(n) < missing, col] = None
     df.to_csv(csv, index=False)
+    (path/_ARGS).write_text(json.dumps(args)) # Last: a dataset whose writing was interrupted is never reused
     return pd.read_csv(csv)
 
 # %% ../nbs/01_data.ipynb #c821e7e1

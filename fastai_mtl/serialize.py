@@ -82,12 +82,17 @@ def _inference_tfm(t)->bool:
     "False for a transform that only acts on the training set"
     return t.split_idx != 0
 
+def _tfm_arg(t, k):
+    "Argument `k` of transform `t` as its constructor takes it: fastai stores a size as (w, h), `Resize` and `RandomResizedCrop` take (h, w)"
+    v = getattr(t, k)
+    return _plain_value(v[::-1] if k == 'size' else v)
+
 def tfm_to_dict(t:Transform)->dict:
     "A plain description of the inference transform `t` (one of `Resize`, `RandomResizedCrop`, `Normalize`, `ToTensor`, `IntToFloatTensor`)"
     name = 'AffineCoordTfm' if isinstance(t, AffineCoordTfm) and t.size is None else type(t).__name__
     if name not in _tfm_attrs: raise ValueError(
         f"Transform {t!r} changes the inputs at inference and cannot be described as JSON: use one of {list(_tfm_attrs)}")
-    return dict(type=name, **{k: _plain_value(getattr(t, k)) for k in _tfm_attrs[name].split(',') if k})
+    return dict(type=name, **{k: _tfm_arg(t, k) for k in _tfm_attrs[name].split(',') if k})
 
 def tfm_from_dict(d:dict)->Transform:
     "The transform described by `d` (from `tfm_to_dict`)"

@@ -2,7 +2,8 @@
 import io, subprocess, sys
 from pathlib import Path
 import pandas as pd
-import pytest
+import pytest, torch
+import fastai_mtl.cli
 from fastai_mtl.cli import main
 
 cli = str(Path(sys.executable).parent/'fastai-mtl')
@@ -108,3 +109,21 @@ def test_predict_bad_arguments(tmp_path):
     assert res.returncode != 0 and 'model file not found' in res.stderr and 'Traceback' not in res.stderr
     res = run('train', str(tmp_path/'nothing.csv'), '--task', 'a')
     assert res.returncode != 0 and 'CSV file not found' in res.stderr
+
+def _no_download(*args, **kwargs): torch.hub.download_url_to_file('http://127.0.0.1:9/weights.pth', '/nonexistent/w.pth', progress=False)
+def _bad_value(*args, **kwargs): raise ValueError("Task 'shape': a clear message")
+def _bug(*args, **kwargs): raise RuntimeError('a bug')
+
+@pytest.mark.parametrize('build,message', [(_no_download, 'could not download pretrained weights for resnet18'),
+                                           (_bad_value, "Task 'shape': a clear message"), (_bug, None)])
+def test_only_a_failed_download_blames_the_weights(labelled, tmp_path, monkeypatch, build, message):
+    "Any error while building the model used to become 'could not load pretrained weights... use --no-pretrained'"
+    monkeypatch.setattr(fastai_mtl.cli, 'mtl_learner', build)
+    monkeypatch.setattr(sys, 'argv', ['fastai-mtl', 'train', str(labelled/'labels.csv'), '--task', 'shape', '--arch', 'resnet18',
+                                      '--size', '32', '--out', str(tmp_path/'m')])
+    if message is None:
+        with pytest.raises(RuntimeError, match='a bug'): main()
+        return
+    with pytest.raises(SystemExit) as e: main()
+    assert message in str(e.value.code), e.value.code
+    assert ('--no-pretrained' in str(e.value.code)) == (build is _no_download)

@@ -83,3 +83,12 @@ def test_ddp_gloo_two_processes(tmp_path):
     for w in ('equal', 'upgrad'):
         assert r0[w]['checksum'] == r1[w]['checksum'], f"{w}: the processes' parameters differ"
         assert r0[w]['valid_loss'][-1] < r0[w]['valid_loss'][0], (w, r0[w])
+
+def test_unweighted_heads_replace_the_gradient_of_every_shared_feature(rects):
+    "heads='unweighted': the aggregated gradient replaces the one reaching each shared feature (encoder output and skips)"
+    from torchjd.aggregation import UPGrad
+    from fastai_mtl.all import GradientWeighting
+    learn = _learner(rects, GradientWeighting(UPGrad(), heads='unweighted'))
+    _fit(learn, 6, 1e-2)
+    preds,targs = learn.get_preds()
+    assert pixel_accuracy(preds[0], targs[0]) > trivial_pixel_accuracy(rects) + 0.03
