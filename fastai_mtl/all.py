@@ -16,12 +16,15 @@ from .scenes import *
 from .model import *
 from .loss import *
 from .metrics import *
+from .dense_data import *
+from .dense import *
 from .weighting import *
 from .learner import *
 from .tabular import *
 from .unet import *
 from .compare import *
 from .inference import *
+from .dense_show import *
 from .interpret import *
 from .serialize import *
 from .scale import *
@@ -35,12 +38,15 @@ from fastai_mtl import (
     model,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
     unet,
     compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,
@@ -57,12 +63,15 @@ __all__ = [name for mod in (
     model,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
     unet,
     compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,

@@ -195,7 +195,9 @@ def encode_targets(tl):
 
 def _encoded_targets(tl):
     "`encode_targets(tl)` if `tl` holds a task's targets, else None; computed once per `TfmdLists`"
-    if '_task_targets' not in tl.__dict__: tl._task_targets = encode_targets(tl) if _task_tfm(tl) is not None else None
+    if '_task_targets' not in tl.__dict__:
+        tfm = _task_tfm(tl)   # a transform with `per_item` (dense targets: files read one by one) opts out
+        tl._task_targets = encode_targets(tl) if tfm is not None and not getattr(tfm, 'per_item', False) else None
     return tl._task_targets
 
 # %% ../nbs/00_tasks.ipynb #d5b94485
@@ -219,6 +221,7 @@ class TaskDL(TfmdDL):
 class Task:
     "One target of a multi-task model: name, block, getter, loss, metrics, weight and optional custom head"
     default_metrics,kind = [],None
+    dense = False # True for per-pixel tasks (`fastai_mtl.dense`): their target has the image's height and width
     def __init__(self,
         name:str, # Task name: the default label column, and the name of its head and metric columns
         weight:float=1., # Weight of this task's loss in the combined loss
@@ -243,6 +246,9 @@ class Task:
     def activation(self, pred): return getattr(self.loss_func, 'activation', noop)(pred)
     def decodes(self, pred): return getattr(self.loss_func, 'decodes', noop)(pred)
     def loss_inputs(self, pred, targ): return pred, targ
+    def item_mask(self, targ):
+        "Which items of encoded target batch `targ` are labelled, for metrics: those whose every element is"
+        return is_labelled(targ).view(len(targ), -1).all(1)
 
     def masked_losses(self, pred, targ):
         "Per-element losses of `pred` against `targ` shaped (bs, -1), zero where unlabelled, and the labelled mask"
