@@ -15,6 +15,11 @@ from .learner import *
 
 # %% ../nbs/07_inference.ipynb #c60e310f
 @patch
+def labels(self:Task, dec):
+    "Each item's decoded prediction `dec` as it is: a dense task's map (class ids, depth, normals) at the batch's size"
+    return list(dec)
+
+@patch
 def labels(self:CategoryTask, dec): 
     "Class names of decoded class ids `dec`"
     return [self.vocab[i] for i in dec.tolist()]
@@ -32,9 +37,9 @@ def labels(self:RegressionTask, dec):
 # %% ../nbs/07_inference.ipynb #ab0ca8d6
 @patch
 def prob_columns(self:Task, probs):
-    "Columns `{task}_prob_{class}` of the probabilities `probs` (none for tasks without classes)"
+    "Columns `{task}_prob_{class}` of the probabilities `probs` (none for tasks without classes, nor for dense tasks)"
     vocab = getattr(self, 'vocab', None)
-    if vocab is None: return {}
+    if vocab is None or self.dense: return {}
     return {f'{self.name}_prob_{c}': probs[:, i].tolist() for i,c in enumerate(vocab)}
 
 # %% ../nbs/07_inference.ipynb #38d0b276
@@ -46,6 +51,7 @@ class TaskPredictions(dict):
 
     def _line(self, name):
         v,p = self[name],self.probs[name]
+        if isinstance(v, Tensor): return f'{name}: {type(v).__name__} of shape {tuple(v.shape)}'
         conf = f'  (p={p.max().item():.2f})' if isinstance(v, str) else ''
         return f'{name}: {v:.4g}' if isinstance(v, float) else f'{name}: {v}{conf}'
 
@@ -53,11 +59,16 @@ class TaskPredictions(dict):
 
 # %% ../nbs/07_inference.ipynb #7a3157ee
 def _plain(label):
-    "A decoded label as a plain Python value: str, list of str, float or tuple of floats"
+    "A decoded label as a plain Python value: str, list of str, float or tuple of floats; a dense task's map stays a tensor"
+    if isinstance(label, Tensor): return label
     if isinstance(label, MultiCategory): return list(map(str, label))
     if isinstance(label, str): return str(label)
     if isinstance(label, tuple): return tuple(map(float, label))
     return float(label)
+
+def _resized(p:Tensor, size:tuple)->Tensor:
+    "A dense task's predictions `p` (bs, c, h, w) resized to `size` (bilinear): probabilities stay probabilities"
+    return p if tuple(p.shape[-2:]) == size else F.interpolate(p, size, mode='bilinear', align_corners=False)
 
 # %% ../nbs/07_inference.ipynb #d473632e
 def _getter_tfms(dls, item):
@@ -85,8 +96,14 @@ def predict(self:MTLLearner,
     "Every task's decoded prediction for `item`, keyed by task name, with probabilities in `.probs`"
     dl = _test_dl(self.dls, [item], item, rm_type_tfms, num_workers=0)
     inp,preds,_,dec_preds = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+    if any(t.dense for t in self.tasks): # Dense predictions at the item's own size, not the transformed one
+        size = tuple(dl.dataset[0][0].shape[-2:])
+        preds = tuple(_resized(p, size) if t.dense else p for t,p in zip(self.tasks, preds))
+        dec_preds = getattr(self.loss_func, 'decodes', noop)(preds)
     n = self.dls.n_inp
     dec = self.dls.decode_batch(tuplify(inp) + tuplify(dec_preds))[0]
+    for t,d in zip(self.tasks, dec[n:]):
+        if t.dense and getattr(t, 'codes', None) is not None: d.codes = t.codes # Read by `TensorMask.show`, as `MaskBlock`'s
     res = TaskPredictions({t.name: _plain(d) for t,d in zip(self.tasks, dec[n:])},
                           {t.name: p[0] for t,p in zip(self.tasks, preds)})
     return (detuplify(dec[:n]), res) if with_input else res
