@@ -14,12 +14,18 @@ from .sources import *
 from .multimnist import *
 from .scenes import *
 from .model import *
+from .sharing import *
 from .loss import *
 from .metrics import *
+from .dense_data import *
+from .dense import *
 from .weighting import *
 from .learner import *
 from .tabular import *
+from .unet import *
+from .compare import *
 from .inference import *
+from .dense_show import *
 from .interpret import *
 from .serialize import *
 from .scale import *
@@ -31,12 +37,18 @@ from fastai_mtl import (
     multimnist,
     scenes,
     model,
+    sharing,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
+    unet,
+    compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,
@@ -51,12 +63,18 @@ __all__ = [name for mod in (
     multimnist,
     scenes,
     model,
+    sharing,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
+    unet,
+    compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,

@@ -6,7 +6,8 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/cli.html.md"""
 
 # %% auto #0
 __all__ = ['TASK_KINDS', 'COMMANDS', 'parse_task', 'check_images', 'read_csv', 'get_arch', 'check_output', 'staged_output',
-           'write_results', 'demo', 'download_failed', 'train', 'predict', 'serve', 'main']
+           'write_results', 'demo', 'download_failed', 'model_errors', 'csv_dataloaders', 'train', 'predict', 'compare',
+           'serve', 'main']
 
 # %% ../nbs/15_cli.ipynb #e6207872
 from fastai.vision.all import *
@@ -18,6 +19,7 @@ from .tasks import *
 from .data import *
 from .learner import *
 from .inference import *
+from .compare import *
 
 # %% ../nbs/15_cli.ipynb #a30af5ee
 TASK_KINDS = dict(category=CategoryTask, multicategory=MultiCategoryTask, regression=RegressionTask)
@@ -144,6 +146,30 @@ def download_failed(e:BaseException)->bool:
     if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)): return True
     return any(Path(f.filename).match('torch/hub.py') or 'huggingface_hub' in Path(f.filename).parts for f in traceback.extract_tb(e.__traceback__))
 
+@contextmanager
+def model_errors(arch:str, pretrained:bool):
+    "Turn an error building or training the model into a `CliError`: a failed download of pretrained weights, or a `ValueError`"
+    try: yield
+    except Exception as e:
+        if pretrained and download_failed(e): raise CliError(f"could not download pretrained weights for {arch} ({e}); without internet use --no-pretrained") from None
+        if isinstance(e, ValueError): raise CliError(str(e)) from None
+        raise
+
+def csv_dataloaders(csv, task, x='fname', folder=None, valid_col=None, valid_pct=0.2, bs=32, size=224, seed=42):
+    "`DataLoaders` and `Tasks` for the `--task` specs on the CSV `csv` of image paths (column `x`) and labels, checked as the commands check them"
+    df = read_csv(csv)
+    if not task: raise CliError("give at least one --task COLUMN[:KIND]")
+    if x not in df.columns: raise CliError(f"--x {x}: no column {x!r} in the CSV; its columns are {list(df.columns)}")
+    if valid_col is not None and valid_col not in df.columns: raise CliError(f"--valid-col {valid_col}: no column {valid_col!r} in the CSV")
+    tasks = Tasks(*[parse_task(t, df) for t in task])
+    folder = Path(ifnone(folder, Path(csv).parent))
+    check_images([folder/f for f in df[x]])
+    splitter = ColSplitter(valid_col) if valid_col else RandomSplitter(valid_pct, seed=seed)
+    dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader(x, pref=folder), get_y=tasks.getters,
+                       splitter=splitter, item_tfms=Resize(size))
+    try: return dblock.dataloaders(df, bs=bs), tasks
+    except ValueError as e: raise CliError(str(e)) from None
+
 @call_parse
 def train(
     csv:str, # CSV with one row per image: a column of image paths and one column per task
@@ -163,30 +189,15 @@ def train(
     out:str='mtl_model', # Output folder
 ):
     "Train a multi-task image model from a CSV of image paths and labels"
-    df = read_csv(csv)
-    if not task: raise CliError("give at least one --task COLUMN[:KIND]")
-    if x not in df.columns: raise CliError(f"--x {x}: no column {x!r} in the CSV; its columns are {list(df.columns)}")
-    if valid_col is not None and valid_col not in df.columns: raise CliError(f"--valid-col {valid_col}: no column {valid_col!r} in the CSV")
     if weighting is not None and weighting not in WEIGHTINGS: raise CliError(f"--weighting {weighting}: use one of {WEIGHTINGS}")
     if lr != 'auto':
         try: lr = float(lr)
         except ValueError: raise CliError(f"--lr must be a number or 'auto', got {lr!r}") from None
-    tasks = Tasks(*[parse_task(t, df) for t in task])
-    folder = Path(ifnone(folder, Path(csv).parent))
-    check_images([folder/f for f in df[x]])
+    dls,tasks = csv_dataloaders(csv, task, x, folder, valid_col, valid_pct, bs, size, seed)
     arch_fn = get_arch(arch)
-    splitter = ColSplitter(valid_col) if valid_col else RandomSplitter(valid_pct, seed=seed)
-    dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader(x, pref=folder), get_y=tasks.getters,
-                       splitter=splitter, item_tfms=Resize(size))
-    try: dls = dblock.dataloaders(df, bs=bs)
-    except ValueError as e: raise CliError(str(e)) from None
     set_seed(seed, reproducible=True)
     with staged_output(out) as tmp:
-        try: learn = mtl_learner(dls, arch_fn, tasks, pretrained=pretrained, weighting=weighting, path=tmp)
-        except Exception as e:
-            if pretrained and download_failed(e): raise CliError(f"could not download pretrained weights for {arch} ({e}); without internet use --no-pretrained") from None
-            if isinstance(e, ValueError): raise CliError(str(e)) from None
-            raise
+        with model_errors(arch, pretrained): learn = mtl_learner(dls, arch_fn, tasks, pretrained=pretrained, weighting=weighting, path=tmp)
         if lr == 'auto': lr = learn.lr_find(show_plot=False).valley
         print(f'fine_tune({epochs}, {lr:.2e}) of {arch} on {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, tasks {list(tasks.names)}')
         learn.fine_tune(epochs, lr)
@@ -228,6 +239,40 @@ def predict(
     else: print(preds.to_csv(index=False))
     return preds
 
+# %% ../nbs/15_cli.ipynb #811d1d4f
+@call_parse
+def compare(
+    csv:str, # CSV with one row per image: a column of image paths and one column per task
+    task:Annotated[str, "A task as COLUMN or COLUMN:KIND (category, multicategory, regression); repeat it for each task", {'action':'append'}]=None,
+    x:str='fname', # Column of image paths
+    folder:str=None, # Folder the image paths are relative to; the CSV's folder by default
+    arch:str='resnet34', # torchvision/fastai architecture name, or timm model name
+    epochs:int=5, # Epochs of the schedule (after the frozen one of fine_tune)
+    lr:float=2e-3, # Learning rate of every learner
+    schedule:str='fine_tune', # fine_tune, fit_one_cycle or fit_flat_cos
+    valid_col:str=None, # Boolean column marking the validation rows
+    valid_pct:float=0.2, # Fraction of rows for validation, at random, when there is no --valid-col
+    weighting:str=None, # Task weighting of the multi-task model, one of fastai_mtl's WEIGHTINGS
+    bs:int=32, # Batch size
+    size:int=224, # Images are resized to size x size
+    pretrained:bool=True, # Start from pretrained weights (--no-pretrained to train from scratch)
+    seed:int=42, # Random seed
+    out:str='mtl_compare', # Output folder
+):
+    "Compare single-task models with the multi-task model on a CSV of image paths and labels"
+    if weighting is not None and weighting not in WEIGHTINGS: raise CliError(f"--weighting {weighting}: use one of {WEIGHTINGS}")
+    dls,tasks = csv_dataloaders(csv, task, x, folder, valid_col, valid_pct, bs, size, seed)
+    arch_fn = get_arch(arch)
+    with staged_output(out) as tmp, model_errors(arch, pretrained):
+        res = compare_single_task(dls, tasks, arch_fn, epochs=epochs, lr=lr, schedule=schedule, weighting=weighting, seed=seed,
+                                  pretrained=pretrained, path=tmp)
+        res.table.to_csv(tmp/'metrics.csv', index_label='metric')
+        res.costs.to_csv(tmp/'costs.csv')
+        res.plot().figure.savefig(tmp/'compare.png', bbox_inches='tight')
+        plt.close('all')
+    print(res)
+    return res
+
 # %% ../nbs/15_cli.ipynb #7989c20d
 @call_parse
 def serve(
@@ -244,7 +289,7 @@ def serve(
     except (FileNotFoundError, ValueError) as e: raise CliError(str(e)) from None
 
 # %% ../nbs/15_cli.ipynb #667c32df
-COMMANDS = dict(demo=demo, train=train, predict=predict, serve=serve)
+COMMANDS = dict(demo=demo, train=train, predict=predict, compare=compare, serve=serve)
 
 # %% ../nbs/15_cli.ipynb #0dba7ffc
 def main():

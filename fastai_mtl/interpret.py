@@ -25,11 +25,11 @@ class MTLInterpretation(Interpretation):
 
     @classmethod
     def from_learner(cls, learn, ds_idx:int=1, dl:DataLoader=None, act=None):
-        "Run `learn` once over `dl` (the validation set by default) and keep what every task needs"
+        "Run `learn` once over `dl` (the validation set by default) and keep what every task needs; items are combined with the weights training used last"
         if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
         raw,targs = learn.get_preds(dl=dl, act=noop)
         task_losses = torch.stack([_item_losses(t, p, y) for t,p,y in zip(learn.tasks, raw, targs)], 1)
-        losses = (task_losses.nan_to_num(0.)*tensor(learn.tasks.weights)).sum(1)
+        losses = (task_losses.nan_to_num(0.)*_trained_weights(learn)).sum(1)
         preds = learn.loss_func.activation(raw)
         return cls(learn, dl, losses, task_losses, preds, targs, learn.loss_func.decodes(preds), act)
 
@@ -39,6 +39,11 @@ class MTLInterpretation(Interpretation):
         return list(self.tasks).index(t), t
 
 # %% ../nbs/08_interpret.ipynb #8cd233ee
+def _trained_weights(learn):
+    "The task weights of `learn`'s loss function on its last training batch (its weighting's, times the tasks' weights)"
+    weights = getattr(learn.loss_func, 'task_weights', None)
+    return tensor(learn.tasks.weights) if weights is None else weights.detach().cpu().float()
+
 def _item_losses(task, pred, targ):
     "Each item's loss for `task`: the mean over its labelled elements, NaN where it has none"
     losses,mask = task.masked_losses(pred, targ)

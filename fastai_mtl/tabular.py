@@ -187,19 +187,21 @@ def mtl_tabular_learner(
     config:dict=None, # `tabular_config` options for the shared layers (not `y_range`: that is per task)
     lin_ftrs:list=None, # Sizes of the hidden layers of each task's head; none by default
     ps:float=0., # Dropout of each task's head
+    sharing=None, # `MMoE()`, `CGC()` or `PLE()` of `fastai_mtl.sharing`: experts over the shared features (then `layers` is `[]` by default)
     **kwargs
 )->MTLTabularLearner:
     "An `MTLTabularLearner` for `tasks`: `TabularModel` body, one head per task, masked multi-task loss, per-task metrics"
     if not isinstance(dls.train_ds, MTLTabularPandas): raise TypeError(
         "`mtl_tabular_learner` needs one target per task in each batch: build the DataLoaders with `mtl_tabular_dataloaders`")
     tasks.setup(dls)
-    layers = ifnone(layers, [200,100])
+    layers = ifnone(layers, [200,100] if sharing is None else [])
     body = create_tabular_body(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), layers, **ifnone(config, {}))
     nf = layers[-1] if layers else body.n_emb + body.n_cont
-    heads = {t.name: t.create_head(nf, pool=False, lin_ftrs=ifnone(lin_ftrs, []), ps=ps, first_bn=False) for t in tasks}
-    learn = MTLTabularLearner(dls, MTLTabularModel(body, MultiHead(heads)), tasks, **kwargs)
+    head_kwargs = dict(pool=False, lin_ftrs=ifnone(lin_ftrs, []), ps=ps, first_bn=False)
+    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
+    learn = MTLTabularLearner(dls, MTLTabularModel(body, head), tasks, **kwargs)
     learn.model_args = dict(emb_szs=[(e.num_embeddings, e.embedding_dim) for e in body.embeds], n_cont=len(dls.cont_names), layers=layers,
-                            config=ifnone(config, {}), lin_ftrs=ifnone(lin_ftrs, []), ps=ps) # What `save_mtl` needs
+                            config=ifnone(config, {}), lin_ftrs=ifnone(lin_ftrs, []), ps=ps, sharing=sharing) # What `save_mtl` needs
     return learn
 
 # %% ../nbs/06a_tabular.ipynb #c85872e5

@@ -90,7 +90,7 @@ class _SkipFirstValidation(Callback):
 def test_weighting_with_cancelled_validation(small_shapes):
     learn = _learner(small_shapes, 'metric_inverse', cbs=_SkipFirstValidation())
     with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
-    w = learn.loss_func.weighting.weights
+    w = learn.loss_func.weighting.metric_weights
     losses = torch.tensor([learn.history.df.iloc[-1][f'{t}_loss'] for t in ('shape', 'color', 'size', 'marks')], dtype=torch.float)
     assert torch.allclose(w, 4*losses/losses.sum(), rtol=1e-4), (w, losses)   # set from the one validation that ran
     assert learn.history.df.iloc[0][['valid_loss', 'shape_loss']].isna().all()   # the skipped validation left no numbers
