@@ -8,7 +8,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/serve.html.md"""
 __all__ = ['PAGE', 'LearnerPredictor', 'load_predictor', 'task_answer', 'answers', 'UploadError', 'check_image', 'read_images',
            'read_rows', 'page', 'serve_app', 'serve_model']
 
-# %% ../nbs/14_serve.ipynb #d18777be
+# %% ../nbs/14_serve.ipynb #7fa7395d
 from fastai.vision.all import *
 from fastai.tabular.all import *
 import io, json, threading
@@ -29,7 +29,7 @@ from .serialize import *
 from .export import *
 from .onnx import OnnxPredictor
 
-# %% ../nbs/14_serve.ipynb #1031b81c
+# %% ../nbs/14_serve.ipynb #8748c575
 class LearnerPredictor:
     "`learn.predict` behind the predictor's interface (`kind`, `tasks`, `outputs`, `predict_many`), one item at a time"
     def __init__(self, learn:MTLLearner):
@@ -46,7 +46,7 @@ class LearnerPredictor:
         "`learn.predict` of each of `items` (image bytes or files; or table rows)"
         with self.lock, self.learn.no_bar(): return [self.learn.predict(o, **self.kwargs) for o in items]
 
-# %% ../nbs/14_serve.ipynb #ccf32608
+# %% ../nbs/14_serve.ipynb #37c23ec1
 def load_predictor(
     model, # An ONNX file from `export_onnx` (with its `.json`), a folder from `save_mtl`, or (with `pickle`) a file from `learn.export`
     pickle:bool=False, # Allow unpickling `model`: only for files you trust, as unpickling runs the code they name
@@ -63,7 +63,7 @@ def load_predictor(
     if not isinstance(learn, MTLLearner): raise ValueError(f"{model} holds a {type(learn).__name__}, not a fastai_mtl learner")
     return LearnerPredictor(learn)
 
-# %% ../nbs/14_serve.ipynb #f588f8b6
+# %% ../nbs/14_serve.ipynb #53c78cc1
 def task_answer(output:dict, task:dict, pred, probs)->dict:
     "The JSON answer of one task from its output description, its task description, its decoded prediction and probabilities"
     res = dict(kind=output['kind'])
@@ -76,7 +76,7 @@ def answers(predictor, pred)->dict:
     "Every task's JSON answer in the prediction `pred` (`OnnxPredictions` or `TaskPredictions`) of `predictor`"
     return {o['task']: task_answer(o, predictor.tasks[o['task']], pred[o['task']], pred.probs[o['task']]) for o in predictor.outputs}
 
-# %% ../nbs/14_serve.ipynb #f7d2f588
+# %% ../nbs/14_serve.ipynb #8b054afc
 class UploadError(Exception):
     "A request the server refuses, with its HTTP status and a message for the person who sent it"
     def __init__(self, status:int, message:str): super().__init__(message); self.status = status
@@ -91,7 +91,7 @@ def check_image(name:str, data:bytes, max_bytes:int, max_pixels:int):
     try: im.load()
     except Exception as e: raise UploadError(422, f"{name}: a corrupt or truncated image ({e})") from None
 
-# %% ../nbs/14_serve.ipynb #8a851238
+# %% ../nbs/14_serve.ipynb #83ac0f60
 def _too_big(size:int, max_files:int, max_bytes:int)->bool: return size > max_files*(max_bytes + 2**16)
 
 async def read_images(request, max_files:int, max_bytes:int, max_pixels:int)->list:
@@ -114,7 +114,7 @@ async def read_images(request, max_files:int, max_bytes:int, max_pixels:int)->li
         res.append((f.filename, data))
     return res
 
-# %% ../nbs/14_serve.ipynb #e33f21a8
+# %% ../nbs/14_serve.ipynb #9f24e99b
 async def read_rows(request, max_files:int, max_bytes:int)->list:
     "The table rows in the JSON body `{'rows': [...]}` of `request`; an `UploadError` for a bad request"
     size = int(request.headers.get('content-length') or 0)
@@ -125,12 +125,12 @@ async def read_rows(request, max_files:int, max_bytes:int)->list:
     if len(rows) > max_files: raise UploadError(413, f"Too many rows: at most {max_files} per request")
     return [(f'row {i}', r) for i,r in enumerate(rows)]
 
-# %% ../nbs/14_serve.ipynb #ff1a4afa
+# %% ../nbs/14_serve.ipynb #cf786f8c
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>
- body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
- #drop { border: 2px dashed #888; border-radius: 12px; padding: 2rem; text-align: center; cursor: pointer; }
+ body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 60rem; color: #222; }
+ #drop { display: block; border: 2px dashed #888; border-radius: 12px; padding: 2rem; text-align: center; cursor: pointer; }
  #drop.over { background: #eef5ff; border-color: #2a6ad8; }
  #status { margin: 1rem 0; color: #555; } #status.error { color: #b00020; font-weight: 600; }
  .card { display: flex; gap: 1.5rem; border: 1px solid #ddd; border-radius: 10px; padding: 1rem; margin: 1rem 0; }
@@ -194,7 +194,7 @@ drop.ondragleave = () => drop.classList.remove('over');
 drop.ondrop = e => { e.preventDefault(); drop.classList.remove('over'); send([...e.dataTransfer.files]); };
 </script></body></html>"""
 
-# %% ../nbs/14_serve.ipynb #b10a672c
+# %% ../nbs/14_serve.ipynb #b662f20e
 def page(predictor, title:str, max_files:int, max_mb:float)->str:
     "The HTML page for `predictor`: the drop zone, and the script that shows each task's answer"
     tasks = ', '.join(f"{o['task']} ({o['kind']})" for o in predictor.outputs)
@@ -202,7 +202,7 @@ def page(predictor, title:str, max_files:int, max_mb:float)->str:
     for k,v in dict(TITLE=title, TASKS=tasks, MAX_FILES=max_files, MAX_MB=f'{max_mb:g}').items(): res = res.replace(f'__{k}__', escape(str(v)))
     return res
 
-# %% ../nbs/14_serve.ipynb #25411a74
+# %% ../nbs/14_serve.ipynb #2c8f0aad
 def serve_app(
     predictor, # From `load_predictor`
     max_files:int=16, # Most files (or table rows) in one request
@@ -225,7 +225,7 @@ def serve_app(
                                  seconds=time.perf_counter() - start))
     return Starlette(routes=[Route('/', index), Route('/predict', predict, methods=['POST'])])
 
-# %% ../nbs/14_serve.ipynb #def424ec
+# %% ../nbs/14_serve.ipynb #190bb859
 def serve_model(
     model, # An ONNX file, a `save_mtl` folder, or (with `pickle`) a `learn.export` file
     host:str='127.0.0.1', # Address to listen on: this machine only by default; '0.0.0.0' for every interface
