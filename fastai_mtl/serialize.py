@@ -14,6 +14,7 @@ from fastai.tabular.all import *
 import json
 from .tasks import *
 from .model import *
+from .sharing import sharing_to_dict, sharing_from_dict
 from .learner import *
 from .tabular import *
 from .dense_data import *
@@ -178,6 +179,7 @@ def _model_args(learn)->dict:
 def _plain_arg(k, v):
     "Model argument `k`'s value `v` as a plain value: the architecture's description, the activation's or norm type's name"
     if k == 'arch': return _arch_to_dict(v)
+    if k == 'sharing': return sharing_to_dict(v)
     if k == 'act_cls': return v.__name__
     if k == 'norm_type': return None if v is None else v.name
     return _plain_value(v)
@@ -240,7 +242,7 @@ def _vision_model(tasks, args, arch=None):
     "The image model that `mtl_learner` (or `mtl_unet_learner`) built from `args`, without pretrained weights"
     body = create_mtl_body(_arch_from_dict(args['arch']) if arch is None else arch, args['n_in'], pretrained=False, cut=args['cut'], split_at=args.get('split_at'))
     head = {k: args[k] for k in ('concat_pool', 'lin_ftrs', 'ps', 'first_bn', 'bn_final', 'lin_first')}
-    if 'decoders' not in args: return create_mtl_model(body, tasks, init=None, pool=getattr(body, 'needs_pool', True), **head)
+    if 'decoders' not in args: return create_mtl_model(body, tasks, init=None, sharing=sharing_from_dict(args.get('sharing')), pool=getattr(body, 'needs_pool', True), **head)
     decoder = {k: args[k] for k in ('blur', 'blur_final', 'self_attention', 'last_cross', 'bottle')}
     return create_mtl_unet(body, tasks, tuple(args['img_size']), args['decoders'], args['n_in'], init=None, head_kwargs=head, **decoder,
                            act_cls=getattr(nn, args['act_cls']), norm_type=args['norm_type'] and NormType[args['norm_type']])
@@ -249,8 +251,9 @@ def _tabular_model(tasks, args):
     "The tabular model that `mtl_tabular_learner` built from `args`"
     body = create_tabular_body([tuple(o) for o in args['emb_szs']], args['n_cont'], args['layers'], **args['config'])
     nf = args['layers'][-1] if args['layers'] else body.n_emb + body.n_cont
-    heads = {t.name: t.create_head(nf, pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False) for t in tasks}
-    return MTLTabularModel(body, MultiHead(heads))
+    head_kwargs,sharing = dict(pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False),sharing_from_dict(args.get('sharing'))
+    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
+    return MTLTabularModel(body, head)
 
 # %% ../nbs/10_serialize.ipynb #6f457eef
 def load_mtl(

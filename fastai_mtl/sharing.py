@@ -109,7 +109,7 @@ class MMoE(CGC):
     @property
     def n_shared(self): return self.n_experts
 
-# %% ../nbs/02a_sharing.ipynb #a975a1f9
+# %% ../nbs/02a_sharing.ipynb #1cb8e5ac
 def _mixture(model):
     mix = first(m for m in model.modules() if isinstance(m, MixtureHead))
     if mix is None: raise ValueError("The model has no gates: build the learner with sharing=MMoE(), CGC() or PLE()")
@@ -123,7 +123,8 @@ def gate_table(self:Learner, dl=None)->pd.DataFrame:
     def record(m, i, o): sums[m] = sums.get(m, 0.) + o.detach().float().sum(0).cpu()
     gates = [(i, name, g, experts) for i,level in enumerate(levels) for name,g,experts in level.gate_experts()]
     handles = [g.register_forward_hook(record) for *_,g,_ in gates]
-    try: self.get_preds(dl=ifnone(dl, self.dls.valid))
+    try:
+        with self.no_bar(): self.get_preds(dl=ifnone(dl, self.dls.valid))
     finally:
         for h in handles: h.remove()
     if not sums: raise ValueError("gate_table needs items to run the model on: the learner has no validation items (an exported one has none); pass `dl`, e.g. `learn.dls.test_dl(items)`")
