@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense_show.html.md"""
 # %% auto #0
 __all__ = ['show_panel', 'show_batch', 'show_results']
 
-# %% ../nbs/07a_dense_show.ipynb #17a31bc6
+# %% ../nbs/07a_dense_show.ipynb #4a432115
 from fastai.vision.all import *
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
@@ -17,13 +17,13 @@ from .dense import *
 from .inference import *
 from math import nan, inf
 
-# %% ../nbs/07a_dense_show.ipynb #2e18eeb4
+# %% ../nbs/07a_dense_show.ipynb #91257416
 def _code_colors(n): return [plt.get_cmap('tab20')(i % 20) for i in range(n)]
 
 @dispatch
-def show_panel(o:TensorMask, img, ctx, **kwargs):
-    "The mask `o` over `img`, unlabelled pixels clear, with a legend of the codes it holds"
-    codes = getattr(o, 'codes', None) or [str(i) for i in range(int(o.max()) + 1)]
+def show_panel(o:TensorMask, img, ctx, codes=None, **kwargs):
+    "The mask `o` over `img`, unlabelled pixels clear, with a legend of the `codes` (its own by default) it holds"
+    codes = codes or getattr(o, 'codes', None) or [str(i) for i in range(int(o.max()) + 1)]
     img.show(ctx=ctx)
     m = o.as_subclass(Tensor).cpu().numpy()
     ctx.imshow(np.ma.masked_less(m, 0), cmap=ListedColormap(_code_colors(len(codes))), vmin=-0.5, vmax=len(codes)-0.5, alpha=0.6, interpolation='nearest')
@@ -47,7 +47,7 @@ def show_panel(o:TensorNormals, img, ctx, **kwargs):
     "The normals `o` as colours, (n+1)/2"
     return o.show(ctx=ctx)
 
-# %% ../nbs/07a_dense_show.ipynb #aa16238e
+# %% ../nbs/07a_dense_show.ipynb #c198a14b
 def _value_range(*ts):
     "Smallest and largest known value of tensors `ts` (None for non-float ones)"
     if not all(isinstance(t, TensorPixels) and not isinstance(t, TensorNormals) for t in ts): return {}
@@ -55,7 +55,7 @@ def _value_range(*ts):
     v = v[~v.isnan()]
     return dict(vmin=v.min().item(), vmax=v.max().item()) if len(v) else {}
 
-# %% ../nbs/07a_dense_show.ipynb #680a0160
+# %% ../nbs/07a_dense_show.ipynb #8d2dbbf2
 def _draw(sample, ctxs, outs=None):
     "Draw one sample on its row `ctxs`: the image with the image-level lines, then truth (and prediction) per dense task"
     img,parts = sample[0],sample[1:]
@@ -66,7 +66,7 @@ def _draw(sample, ctxs, outs=None):
     ctxs = iter(ctxs[1:])
     for i in dense:
         shown = [parts[i]] if outs is None else [parts[i], outs[i]]
-        scale = _value_range(*shown)
+        scale = _value_range(*shown) or dict(codes=getattr(parts[i], 'codes', None))   # predictions in the truth's terms
         for o,what in zip(shown, ['', ' (prediction)'] if outs is not None else ['']):
             ctx = next(ctxs)
             show_panel(o, img, ctx, **scale)
@@ -80,7 +80,7 @@ def _rows(samples, n, per_task, figsize):
     axs = labelled_grid(n*cols, n_lines, nrows=n, ncols=cols, figsize=figsize)
     return [axs[r*cols:(r+1)*cols] for r in range(n)]
 
-# %% ../nbs/07a_dense_show.ipynb #2dacb3bb
+# %% ../nbs/07a_dense_show.ipynb #199c6c74
 @dispatch
 def show_batch(x:TensorImage, y:DenseTargets, samples, ctxs=None, max_n=6, nrows=None, ncols=None, figsize=None, **kwargs):
     n = min(len(samples), max_n)
