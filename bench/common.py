@@ -24,11 +24,11 @@ def setup(args):
 def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
-def timed(f, device):
-    "Seconds that `f()` takes, with the GPU synchronised before and after"
-    sync(device); start = time.perf_counter()
+def timed(f, device, clock=time.perf_counter):
+    "Seconds that `f()` takes on `clock` (wall time; `time.process_time` for this process's CPU time), with the GPU synchronised before and after"
+    sync(device); start = clock()
     f()
-    sync(device); return time.perf_counter() - start
+    sync(device); return clock() - start
 
 def page_faults(f):
     "Minor page faults (memory the process got back from the kernel) and system CPU seconds while `f()` runs"
@@ -52,13 +52,13 @@ def peak_memory(f, device):
     f()
     return (_rss_kib('VmHWM') - base)/1024
 
-def paired(fs:dict, rounds, device, warmup=True):
-    "Time every function of `fs` once per round, in an order that alternates between rounds; return {name: [seconds]}"
+def paired(fs:dict, rounds, device, warmup=True, clock=time.perf_counter):
+    "Time every function of `fs` once per round on `clock`, in an order that alternates between rounds; return {name: [seconds]}"
     if warmup:
         for f in fs.values(): f()
     times = {k: [] for k in fs}
     for r in range(rounds):
-        for k in (list(fs) if r % 2 == 0 else list(fs)[::-1]): times[k].append(timed(fs[k], device))
+        for k in (list(fs) if r % 2 == 0 else list(fs)[::-1]): times[k].append(timed(fs[k], device, clock))
     return times
 
 def median_ratio(num, den):

@@ -17,12 +17,15 @@ from .model import *
 from .sharing import *
 from .loss import *
 from .metrics import *
+from .dense_data import *
+from .dense import *
 from .weighting import *
 from .learner import *
 from .tabular import *
 from .unet import *
 from .compare import *
 from .inference import *
+from .dense_show import *
 from .interpret import *
 from .serialize import *
 from .scale import *
@@ -37,12 +40,15 @@ from fastai_mtl import (
     sharing,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
     unet,
     compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,
@@ -60,12 +66,15 @@ __all__ = [name for mod in (
     sharing,
     loss,
     metrics,
+    dense_data,
+    dense,
     weighting,
     learner,
     tabular,
     unet,
     compare,
     inference,
+    dense_show,
     interpret,
     serialize,
     scale,

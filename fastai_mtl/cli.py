@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/cli.html.md"""
 # %% auto #0
 __all__ = ['TASK_KINDS', 'COMMANDS', 'parse_task', 'check_images', 'read_csv', 'get_arch', 'check_output', 'staged_output',
            'write_results', 'demo', 'download_failed', 'model_errors', 'csv_dataloaders', 'train', 'predict', 'compare',
-           'main']
+           'serve', 'main']
 
 # %% ../nbs/15_cli.ipynb #e6207872
 from fastai.vision.all import *
@@ -273,8 +273,23 @@ def compare(
     print(res)
     return res
 
+# %% ../nbs/15_cli.ipynb #7989c20d
+@call_parse
+def serve(
+    model:str, # An ONNX file from `export_onnx`, a folder from `save_mtl`, or (with --pickle) a `learn.export` file
+    host:str='127.0.0.1', # Address to listen on: this machine only unless told otherwise ('0.0.0.0': every interface)
+    port:int=8000, # Port
+    pickle:bool=False, # Allow loading a pickle: it runs the code it names, so only for files you trust
+    max_files:int=16, # Most images in one request
+    max_mb:float=5., # Largest image file, in MB
+):
+    "Serve a page where you drop images and read every task's answer, and `POST /predict`, which answers in JSON"
+    from fastai_mtl.serve import serve_model  # onnxruntime and uvicorn only for this command
+    try: serve_model(model, host, port, pickle, max_files=max_files, max_mb=max_mb)
+    except (FileNotFoundError, ValueError) as e: raise CliError(str(e)) from None
+
 # %% ../nbs/15_cli.ipynb #667c32df
-COMMANDS = dict(demo=demo, train=train, predict=predict, compare=compare)
+COMMANDS = dict(demo=demo, train=train, predict=predict, compare=compare, serve=serve)
 
 # %% ../nbs/15_cli.ipynb #0dba7ffc
 def main():

@@ -34,6 +34,7 @@ def higher_is_better(name:str)->bool:
 # %% ../nbs/06c_compare.ipynb #3ae9c0fe
 def metric_changes(mtl:dict, single:dict, higher:list=None)->dict:
     "Relative change (%) of each metric of `mtl` against `single`, signed so that negative is better"
+    mtl,single = dict(mtl),dict(single)
     missing = set(single) ^ set(mtl)
     if missing: raise ValueError(f"delta_m: `mtl` and `single` must have the same metrics; only one of them has {sorted(missing)}")
     res = {}
@@ -45,7 +46,7 @@ def metric_changes(mtl:dict, single:dict, higher:list=None)->dict:
 
 def delta_m(mtl:dict, single:dict, higher:list=None)->float:
     "Δm (%): the mean relative change of the metrics of `mtl` against `single`, signed so that lower is better (Maninis et al. 2019)"
-    if not single: raise ValueError("delta_m: no metrics")
+    if not len(single): raise ValueError("delta_m: no metrics")
     return float(np.mean(list(metric_changes(mtl, single, higher).values())))
 
 # %% ../nbs/06c_compare.ipynb #d295c83b
@@ -86,7 +87,7 @@ def _inference_time(learn):
     learn.model.eval()
     start = time.perf_counter()
     with torch.no_grad():
-        for xb,*_ in learn.dls.valid: learn.model(xb)
+        for b in learn.dls.valid: learn.model(*b[:learn.dls.n_inp])
     return (time.perf_counter() - start)/len(learn.dls.valid_ds)
 
 def _train(learner, dls, arch, tasks, epochs, lr, schedule, seed, fit_kwargs, kwargs):

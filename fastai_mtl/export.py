@@ -8,7 +8,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/export.html.md"""
 __all__ = ['ONNX_DECODES', 'output_description', 'DivideInput', 'NormalizeInput', 'IdentityResample', 'input_layers', 'OnnxGraph',
            'onnx_description']
 
-# %% ../nbs/12_export.ipynb #c8ee679a
+# %% ../nbs/12_export.ipynb #d45af584
 from fastai.vision.all import *
 from fastai.tabular.all import *
 import json
@@ -18,10 +18,10 @@ from .tabular import *
 from .serialize import *
 from .serialize import _vision_inputs, _tabular_inputs, _inference_tfm
 
-# %% ../nbs/12_export.ipynb #1b830e94
+# %% ../nbs/12_export.ipynb #6628b0d7
 ONNX_DECODES = {'category': 'softmax', 'multi-category': 'sigmoid', 'regression': 'identity'}
 
-# %% ../nbs/12_export.ipynb #9c5d843a
+# %% ../nbs/12_export.ipynb #f1826f58
 def output_description(task:Task, units:str=None)->dict:
     "How the ONNX output of `task` is named and decoded: its kind, its decoding and what that needs (threshold, units)"
     if task.kind not in ONNX_DECODES: raise ValueError(
@@ -31,7 +31,7 @@ def output_description(task:Task, units:str=None)->dict:
     if task.kind == 'regression': d['units'] = units
     return d
 
-# %% ../nbs/12_export.ipynb #e1f4fd43
+# %% ../nbs/12_export.ipynb #019acb2a
 class DivideInput(Module):
     "`IntToFloatTensor` as a layer: `uint8` images to floats divided by `div`"
     def __init__(self, div): self.div = div
@@ -52,7 +52,7 @@ class IdentityResample(Module):
         grid = F.affine_grid(theta, list(x.shape), align_corners=self.align_corners)
         return F.grid_sample(x, grid, mode=self.mode, padding_mode=self.pad_mode, align_corners=self.align_corners)
 
-# %% ../nbs/12_export.ipynb #d9878c55
+# %% ../nbs/12_export.ipynb #04288e73
 def _input_layer(t:Transform)->nn.Module:
     "The layer that does what the inference batch transform `t` does"
     if isinstance(t, IntToFloatTensor): return DivideInput(t.div)
@@ -65,17 +65,17 @@ def input_layers(pipe:Pipeline)->nn.Sequential:
     "The inference transforms of the batch pipeline `pipe` as layers, in their order"
     return nn.Sequential(*[_input_layer(t) for t in pipe.fs if _inference_tfm(t)])
 
-# %% ../nbs/12_export.ipynb #5b48c671
+# %% ../nbs/12_export.ipynb #d3553630
 class OnnxGraph(Module):
     "What `export_onnx` traces: the input layers, then the model (a table's takes `x_cont` too), whose outputs are a tuple in task order"
     def __init__(self, model, inputs:nn.Module=None): self.model,self.inputs = model,ifnone(inputs, nn.Identity())
     def forward(self, x, x_cont=None): return tuple(self.model(self.inputs(x)) if x_cont is None else self.model(x, x_cont))
 
-# %% ../nbs/12_export.ipynb #2f94b6f9
+# %% ../nbs/12_export.ipynb #a14c6584
 def _image_size(inputs:dict, dls)->tuple:
     "Height and width of the images the model takes: the size of the last resize in the item transforms, or of a training batch"
     sizes = [o['size'] for o in inputs['item_tfms'] if 'size' in o]
-    if sizes: return tuple(sizes[-1][::-1]) # fastai stores (width, height)
+    if sizes: return tuple(sizes[-1]) # (height, width), as `Resize` takes it
     if len(dls.train_ds): return tuple(dls.train.one_batch()[0].shape[-2:])
     raise ValueError("`export_onnx` needs the image size: the item transforms have no `Resize`; build the data with `item_tfms=Resize(size)`")
 
@@ -89,7 +89,7 @@ def _graph_inputs(learn, inputs:dict)->tuple:
     c = 1 if inputs['img_cls'] == 'PILImageBW' else 3
     return [dict(name='image', dtype='uint8', shape=['batch', c, h, w])], (torch.randint(0, 256, (2, c, h, w), dtype=torch.uint8),)
 
-# %% ../nbs/12_export.ipynb #f0581f0b
+# %% ../nbs/12_export.ipynb #99bde73e
 def onnx_description(learn:MTLLearner, units:dict=None)->dict:
     "`describe_mtl`'s tasks and inputs of `learn`, with the ONNX inputs and each task's output and decoding (`units` by regression task)"
     d = getattr(learn, 'description', None) # A learner from `load_mtl` has no training data to describe
@@ -102,7 +102,7 @@ def onnx_description(learn:MTLLearner, units:dict=None)->dict:
     return dict(format='fastai_mtl/1', kind='tabular' if tabular else 'vision', tasks=tasks_to_dict(learn.tasks)['tasks'], inputs=inputs,
                 onnx=dict(inputs=graph_inputs, outputs=[output_description(t, units.get(t.name)) for t in learn.tasks]))
 
-# %% ../nbs/12_export.ipynb #83aa4882
+# %% ../nbs/12_export.ipynb #a54619c4
 @patch
 def export_onnx(self:MTLLearner,
     fname='model.onnx', # The ONNX file; the description goes beside it, with the suffix `.json`

@@ -33,11 +33,11 @@ class MultiTaskLoss(Module):
             "build the DataBlock with one block per task (`*tasks.blocks`) and `n_inp=1`")
         for t,p,y in zip(self.tasks, preds, targs): t.check_pred(p, y)
 
-    def _check_finite(self, task_losses):
-        "Stop with the names of the tasks whose loss is NaN or infinite, rather than train on it"
-        if task_losses.isfinite().all(): return
-        bad = [f"'{n}' ({v})" for n,v in zip(self.tasks.names, task_losses.tolist()) if not math.isfinite(v)]
-        raise FloatingPointError(f"The loss of task {', '.join(bad)} is not finite, so training stops here rather than go on "
+    def check_finite(self):
+        "Raise an error naming the tasks whose latest loss is NaN or infinite (a device-to-host copy: call it when the combined loss is not finite)"
+        bad = [f"'{n}' ({v})" for n,v in zip(self.tasks.names, self.task_losses.tolist()) if not math.isfinite(v)]
+        what = f"The loss of task {', '.join(bad)} is" if bad else f"The combined loss (of finite task losses, by {self.weighting}) is"
+        raise FloatingPointError(f"{what} not finite, so training stops here rather than go on "
                                  "with garbage: lower the learning rate, look for extreme labels in that task, or clip the gradients")
 
     def forward(self, preds, *targs):
@@ -45,7 +45,6 @@ class MultiTaskLoss(Module):
         losses,masks = zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
         counts = torch.stack([m.sum() for m in masks]).float()
         task_losses = torch.stack([l.sum() for l in losses]) / counts.clamp_min(1)
-        self._check_finite(task_losses)
         self.task_losses,self.task_counts = task_losses.detach(),counts
         if self.reduction == 'none':
             item_losses = torch.stack([l.sum(1)/m.sum(1).clamp_min(1) for l,m in zip(losses, masks)], 1)
@@ -57,5 +56,5 @@ class MultiTaskLoss(Module):
         "The weights of the tasks: the weighting's latest, or the static ones"
         return self.weights if self.weighting is None else self.weighting.weights
 
-    def activation(self, preds): return tuple(t.activation(p) for t,p in zip(self.tasks, preds))
-    def decodes(self, preds): return tuple(t.decodes(p) for t,p in zip(self.tasks, preds))
+    def activation(self, preds): return tuple(t.activation(p) for t,p in zip(self.tasks, tuplify(preds)))
+    def decodes(self, preds): return tuple(t.decodes(p) for t,p in zip(self.tasks, tuplify(preds)))

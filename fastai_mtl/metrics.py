@@ -16,12 +16,12 @@ from .loss import *
 def _n_processes(): return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
 
 class TaskView(GetAttr):
-    "The learner `learn` as a metric of task number `i` sees it: that task's labelled predictions and targets (of every process)"
+    "The learner `learn` as a metric of task `task` (number `i`) sees it: that task's labelled items (`task.item_mask`), of every process"
     _default = 'learn'
-    def __init__(self, learn, i:int):
+    def __init__(self, learn, i:int, task:Task):
         pred, targ = learn.pred[i], learn.yb[i]
         if _n_processes() > 1: pred, targ = learn.to_detach((pred, targ), cpu=False)
-        mask = is_labelled(targ).view(len(targ), -1).all(1)
+        mask = task.item_mask(targ)
         self.learn,self.pred,self.yb = learn,pred[mask],(targ[mask],)
 
     @property
@@ -39,7 +39,7 @@ class TaskMetric(Metric):
 
     def reset(self): self.metric.reset()
     def accumulate(self, learn):
-        view = TaskView(learn, self.i)
+        view = TaskView(learn, self.i, self.task)
         if len(view.y): self.metric.accumulate(view)
 
     @property

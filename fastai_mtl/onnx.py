@@ -8,14 +8,14 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/onnx.html.md"""
 __all__ = ['DECODERS', 'open_image', 'crop_pad', 'resize', 'resized_crop', 'table_row', 'softmax', 'sigmoid', 'OnnxPredictions',
            'OnnxPredictor']
 
-# %% ../nbs/13_onnx.ipynb #d47c2a5a
+# %% ../nbs/13_onnx.ipynb #b0838eb7
 import io, json, math
 from pathlib import Path
 import numpy as np
 from PIL import Image
 import onnxruntime as ort
 
-# %% ../nbs/13_onnx.ipynb #73547f9e
+# %% ../nbs/13_onnx.ipynb #26d1b316
 def open_image(item, mode:str='RGB')->Image.Image:
     "`item` (a file name, bytes, a PIL image or a uint8 array) as a PIL image, as fastai's `PILImage.create` opens it"
     if isinstance(item, Image.Image): return item
@@ -28,7 +28,7 @@ def open_image(item, mode:str='RGB')->Image.Image:
     except FileNotFoundError: raise FileNotFoundError(f"No image file {name}") from None
     except Exception as e: raise ValueError(f"Cannot read {name} as an image: {e}") from None
 
-# %% ../nbs/13_onnx.ipynb #abe8a668
+# %% ../nbs/13_onnx.ipynb #8226f8b4
 _np_pad_modes = dict(zeros='constant', border='edge', reflection='reflect')
 
 def crop_pad(img:Image.Image, size:tuple, tl:tuple, pad_mode:str='zeros', resample:int=Image.BILINEAR, resize_to:tuple=None)->Image.Image:
@@ -42,7 +42,7 @@ def crop_pad(img:Image.Image, size:tuple, tl:tuple, pad_mode:str='zeros', resamp
         img = Image.fromarray(np.pad(a, widths, _np_pad_modes[pad_mode]))
     return img if resize_to is None else img.resize(tuple(resize_to), resample)
 
-# %% ../nbs/13_onnx.ipynb #31bb6bc7
+# %% ../nbs/13_onnx.ipynb #06649c34
 def resize(img:Image.Image, size, method='crop', pad_mode='reflection', resamples=(Image.BILINEAR, Image.NEAREST))->Image.Image:
     "fastai's `Resize` on a validation image: `size` is `Resize.size`, (width, height)"
     (w,h),size = img.size,tuple(size)
@@ -52,7 +52,7 @@ def resize(img:Image.Image, size, method='crop', pad_mode='reflection', resample
     cp = (int(m*size[0]), int(m*size[1]))
     return crop_pad(img, cp, (int(0.5*(w-cp[0])), int(0.5*(h-cp[1]))), pad_mode, resamples[0], resize_to=size)
 
-def resized_crop(img:Image.Image, size, val_xtra=0.14, resamples=(Image.BILINEAR, Image.NEAREST), **kwargs)->Image.Image:
+def resized_crop(img:Image.Image, size, val_xtra=0.14, resamples=(Image.BILINEAR, Image.NEAREST), **train_only)->Image.Image:
     "fastai's `RandomResizedCrop` on a validation image: the whole image resized a little larger, then centre-cropped to `size`"
     xtra = math.ceil(max(*size)*val_xtra/8)*8
     final = (size[0]+xtra, size[1]+xtra)
@@ -60,7 +60,7 @@ def resized_crop(img:Image.Image, size, val_xtra=0.14, resamples=(Image.BILINEAR
     if final == tuple(size): return img
     return crop_pad(img, size, ((img.size[0]-size[0])//2, (img.size[1]-size[1])//2))
 
-# %% ../nbs/13_onnx.ipynb #89e046d0
+# %% ../nbs/13_onnx.ipynb #f5899eb5
 def _is_missing(v)->bool: return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
 
 def _fill_missing(row, cats, conts, p):
@@ -82,7 +82,7 @@ def _normalize(row, cats, conts, p):
 
 _PROCS = dict(FillMissing=_fill_missing, Categorify=_categorify, Normalize=_normalize)
 
-# %% ../nbs/13_onnx.ipynb #e922f206
+# %% ../nbs/13_onnx.ipynb #399fbed8
 def _number(col, v)->float:
     "The continuous value `v` of column `col` as a float, NaN if missing"
     if _is_missing(v): return math.nan
@@ -103,7 +103,7 @@ def table_row(row, inputs:dict)->tuple:
     return (np.array([cats[c] for c in inputs['cat_names']], dtype=np.int64),
             np.array([conts[c] for c in inputs['cont_names']], dtype=np.float64).astype(np.float32))
 
-# %% ../nbs/13_onnx.ipynb #94791601
+# %% ../nbs/13_onnx.ipynb #8c57ce50
 def softmax(x:np.ndarray)->np.ndarray:
     "Softmax over the last axis"
     e = np.exp(x - x.max(-1, keepdims=True))
@@ -123,7 +123,7 @@ def _identity(out, task, desc): return (float(out) if out.ndim == 0 else tuple(m
 
 DECODERS = dict(softmax=_softmax, sigmoid=_sigmoid, identity=_identity)
 
-# %% ../nbs/13_onnx.ipynb #80ef8a05
+# %% ../nbs/13_onnx.ipynb #a5388c8d
 class OnnxPredictions(dict):
     "Decoded predictions keyed by task name, with each task's probabilities or values in `probs` (as `TaskPredictions`)"
     def __init__(self, preds:dict, probs:dict):
@@ -137,7 +137,7 @@ class OnnxPredictions(dict):
 
     def __repr__(self): return '\n'.join(self._line(n) for n in self)
 
-# %% ../nbs/13_onnx.ipynb #41b715a9
+# %% ../nbs/13_onnx.ipynb #5e531936
 _ITEM_TFMS = dict(Resize=resize, RandomResizedCrop=resized_crop)
 _MODES = dict(PILImage='RGB', PILImageBW='L')
 
@@ -163,7 +163,7 @@ class OnnxPredictor:
         img = open_image(item, _MODES[self.inputs['img_cls']])
         for t in self.inputs['item_tfms']:
             args = {k: v for k,v in t.items() if k != 'type'}
-            if t['type'] in _ITEM_TFMS: img = _ITEM_TFMS[t['type']](img, **{k: v for k,v in args.items() if k in ('size', 'method', 'pad_mode', 'resamples', 'val_xtra')})
+            if t['type'] in _ITEM_TFMS: img = _ITEM_TFMS[t['type']](img, **{**args, 'size': args['size'][::-1]}) # JSON: (h, w), as `Resize` takes it
             elif t['type'] != 'ToTensor': raise ValueError(f"Item transform {t['type']!r}: the predictor knows {list(_ITEM_TFMS)} and ToTensor")
         a = np.asarray(img)
         a = a[:, :, None] if a.ndim == 2 else a

@@ -17,6 +17,9 @@ from .model import *
 from .sharing import sharing_to_dict, sharing_from_dict
 from .learner import *
 from .tabular import *
+from .dense_data import *
+from .dense import *
+from .unet import *
 from .inference import *
 
 # %% ../nbs/10_serialize.ipynb #04662f92
@@ -29,7 +32,8 @@ def _plain_value(o):
 
 # %% ../nbs/10_serialize.ipynb #d3141222
 _task_attrs = dict(CategoryTask='vocab,sort', MultiCategoryTask='vocab,label_delim,thresh',
-                   RegressionTask='n_out,y_range,standardize,mean,std')
+                   RegressionTask='n_out,y_range,standardize,mean,std', SegmentationTask='codes,void', NormalsTask='unit_tol',
+                   PixelRegressionTask='n_out,png_scale,standardize,n_stats,mean,std', DepthTask='png_scale,standardize,n_stats,mean,std')
 
 # %% ../nbs/10_serialize.ipynb #a4c96a1d
 def task_to_dict(task:Task)->dict:
@@ -48,11 +52,12 @@ def task_from_dict(d:dict)->Task:
     d = dict(d)
     cls = d.pop('type')
     if cls not in _task_attrs: raise ValueError(f"Unknown task type {cls!r} in {d}: expected one of {list(_task_attrs)}")
-    if cls == 'RegressionTask':
+    if 'mean' in d: # Regression tasks: their statistics as they were (arrays for image-level tasks, tensors for dense ones)
         mean,std = d.pop('mean'),d.pop('std')
-        task = RegressionTask(**d)
-        task.mean,task.std = np.array(mean, dtype=np.float32),np.array(std, dtype=np.float32)
+        task = globals()[cls](**d)
+        task.mean,task.std = (tensor(o).float() if task.dense else np.array(o, dtype=np.float32) for o in (mean, std))
         return task
+    if cls in ('SegmentationTask', 'NormalsTask'): return globals()[cls](**d)
     if cls == 'CategoryTask': d['sort'] = False # The vocab is stored in its order
     task = globals()[cls](**d)
     task.n_out = len(task.vocab)
@@ -76,7 +81,7 @@ def tasks_from_dict(d:dict)->FixedTasks:
 # %% ../nbs/10_serialize.ipynb #9d92b6b3
 _tfm_attrs = dict(ToTensor='', IntToFloatTensor='div,div_mask', Normalize='mean,std,axes', Resize='size,method,pad_mode,resamples',
                   RandomResizedCrop='size,min_scale,ratio,resamples,val_xtra,max_scale',
-                  AffineCoordTfm='mode,pad_mode,mode_mask,align_corners')
+                  AffineCoordTfm='mode,pad_mode,mode_mask,align_corners', AlignTargets='')
 
 # %% ../nbs/10_serialize.ipynb #fbfe2fce
 def _inference_tfm(t)->bool:
@@ -167,7 +172,17 @@ def _model_args(learn)->dict:
     if args is None: raise ValueError("`save_mtl` rebuilds models made by `mtl_learner` or `mtl_tabular_learner`: this learner has no `model_args`")
     if args.get('custom_head'): raise ValueError("The learner has a custom head: a plain description cannot rebuild it; use `learn.export`")
     if callable(args.get('cut')): raise ValueError(f"cut={args['cut']!r} is a function: a plain description needs an index or None")
-    return {k: _arch_to_dict(v) if k == 'arch' else sharing_to_dict(v) if k == 'sharing' else _plain_value(v) for k,v in args.items() if k != 'custom_head'}
+    if 'act_cls' in args and getattr(nn, args['act_cls'].__name__, None) is not args['act_cls']: raise ValueError(
+        f"act_cls={args['act_cls']!r} is not a `torch.nn` activation: a plain description cannot rebuild it; use `learn.export`")
+    return {k: _plain_arg(k, v) for k,v in args.items() if k != 'custom_head'}
+
+def _plain_arg(k, v):
+    "Model argument `k`'s value `v` as a plain value: the architecture's description, the activation's or norm type's name"
+    if k == 'arch': return _arch_to_dict(v)
+    if k == 'sharing': return sharing_to_dict(v)
+    if k == 'act_cls': return v.__name__
+    if k == 'norm_type': return None if v is None else v.name
+    return _plain_value(v)
 
 # %% ../nbs/10_serialize.ipynb #de95a616
 def describe_mtl(learn:MTLLearner)->dict:
@@ -224,10 +239,13 @@ def tabular_dls(tasks:Tasks, inputs:dict, bs:int=None, device=None)->TabularData
 
 # %% ../nbs/10_serialize.ipynb #29505183
 def _vision_model(tasks, args, arch=None):
-    "The image model that `mtl_learner` built from `args`, without pretrained weights"
-    body = create_mtl_body(_arch_from_dict(args['arch']) if arch is None else arch, args['n_in'], pretrained=False, cut=args['cut'], split_at=args['split_at'])
+    "The image model that `mtl_learner` (or `mtl_unet_learner`) built from `args`, without pretrained weights"
+    body = create_mtl_body(_arch_from_dict(args['arch']) if arch is None else arch, args['n_in'], pretrained=False, cut=args['cut'], split_at=args.get('split_at'))
     head = {k: args[k] for k in ('concat_pool', 'lin_ftrs', 'ps', 'first_bn', 'bn_final', 'lin_first')}
-    return create_mtl_model(body, tasks, init=None, sharing=sharing_from_dict(args.get('sharing')), pool=getattr(body, 'needs_pool', True), **head)
+    if 'decoders' not in args: return create_mtl_model(body, tasks, init=None, sharing=sharing_from_dict(args.get('sharing')), pool=getattr(body, 'needs_pool', True), **head)
+    decoder = {k: args[k] for k in ('blur', 'blur_final', 'self_attention', 'last_cross', 'bottle')}
+    return create_mtl_unet(body, tasks, tuple(args['img_size']), args['decoders'], args['n_in'], init=None, head_kwargs=head, **decoder,
+                           act_cls=getattr(nn, args['act_cls']), norm_type=args['norm_type'] and NormType[args['norm_type']])
 
 def _tabular_model(tasks, args):
     "The tabular model that `mtl_tabular_learner` built from `args`"

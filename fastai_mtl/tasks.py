@@ -195,7 +195,9 @@ def encode_targets(tl):
 
 def _encoded_targets(tl):
     "`encode_targets(tl)` if `tl` holds a task's targets, else None; computed once per `TfmdLists`"
-    if '_task_targets' not in tl.__dict__: tl._task_targets = encode_targets(tl) if _task_tfm(tl) is not None else None
+    if '_task_targets' not in tl.__dict__:
+        tfm = _task_tfm(tl)   # a transform with `per_item` (dense targets: files read one by one) opts out
+        tl._task_targets = encode_targets(tl) if tfm is not None and not getattr(tfm, 'per_item', False) else None
     return tl._task_targets
 
 # %% ../nbs/00_tasks.ipynb #d5b94485
@@ -219,6 +221,7 @@ class TaskDL(TfmdDL):
 class Task:
     "One target of a multi-task model: name, block, getter, loss, metrics, weight and optional custom head"
     default_metrics,kind = [],None
+    dense = False # True for per-pixel tasks (`fastai_mtl.dense`): their target has the image's height and width
     def __init__(self,
         name:str, # Task name: the default label column, and the name of its head and metric columns
         weight:float=1., # Weight of this task's loss in the combined loss
@@ -243,6 +246,9 @@ class Task:
     def activation(self, pred): return getattr(self.loss_func, 'activation', noop)(pred)
     def decodes(self, pred): return getattr(self.loss_func, 'decodes', noop)(pred)
     def loss_inputs(self, pred, targ): return pred, targ
+    def item_mask(self, targ):
+        "Which items of encoded target batch `targ` are labelled, for metrics: those whose every element is"
+        return is_labelled(targ).view(len(targ), -1).all(1)
 
     def masked_losses(self, pred, targ):
         "Per-element losses of `pred` against `targ` shaped (bs, -1), zero where unlabelled, and the labelled mask"
@@ -328,9 +334,18 @@ class RegressionTask(Task):
             std = np.nanstd(ys, 0)
             self.mean,self.std = np.nanmean(ys, 0).squeeze(), np.where(std > 0, std, 1.).squeeze()
 
+    def _stats(self, like):
+        "`mean` and `std` as tensors on the device and of the type of `like`: copied there once, not on every batch"
+        key,cache = (like.device, like.dtype),self.__dict__.setdefault('_stats_cache', {})
+        if key not in cache or cache[key][0] is not self.mean or cache[key][1] is not self.std:
+            cache[key] = (self.mean, self.std, *(tensor(o).to(like) for o in (self.mean, self.std)))
+        return cache[key][2:]
+
     def loss_inputs(self, pred, targ):
-        mean,std = (tensor(o).to(pred) for o in (self.mean, self.std))
+        mean,std = self._stats(pred)
         return (pred-mean)/std, (targ-mean)/std
+
+    def __getstate__(self): return {k: v for k,v in self.__dict__.items() if k != '_stats_cache'} # Device tensors stay out of `export`
 
     def create_head(self, nf, **kwargs):
         if self.head is not None: return self.head

@@ -105,7 +105,7 @@ def _init_heads(heads:dict, tasks:Tasks, init):
 
 def create_mtl_unet(
     body:nn.Module, # Encoder, from `create_mtl_body`
-    tasks:Tasks, # Tasks, already `setup`; the dense ones (`dense=True`) get a decoder's features
+    tasks:Tasks, # Tasks, already `setup`; the dense ones (`Task.dense`) get a decoder's features
     img_size, # Size of the training images, (height, width)
     decoders:str='shared', # 'shared': one decoder for all dense tasks; 'separate': one per dense task
     n_in:int=3, # Channels of the input image
@@ -115,7 +115,7 @@ def create_mtl_unet(
 )->MTLUnet:
     "`MTLUnet(body, UnetMultiHead)`: one or one per dense task `UnetDecoder`s on `body`, reading its skip features through one set of hooks"
     if decoders not in ('shared', 'separate'): raise ValueError(f"decoders must be 'shared' or 'separate', got {decoders!r}")
-    dense = [t.name for t in tasks if getattr(t, 'dense', False)]
+    dense = [t.name for t in tasks if t.dense]
     if not dense: raise ValueError(f"A U-Net needs at least one dense task (segmentation, depth, normals...); the tasks {list(tasks.names)} "
                                    "are all image-level: use `mtl_learner`")
     layers,sizes,upsample = skip_layers(body, img_size)

@@ -226,7 +226,7 @@ def aggregator_weights(aggregator, jacobian:Tensor)->Tensor:
     if isinstance(aggregator, agg.WeightedAggregator): return aggregator.weighting(jacobian)
     raise TypeError(f"{aggregator} does not weight the task gradients: use GradientWeighting(..., level='parameter')")
 
-HEADS = 'weighted' # How the heads are trained under a gradient weighting: chosen by measurement, see "Two rules for the heads"
+HEADS = 'unweighted' # How the heads are trained under a gradient weighting: chosen by measurement, see "Two rules for the heads"
 
 # %% ../nbs/05_weighting.ipynb #440356d3
 def _replace_grad(grad, new): return new.view_as(grad).to(grad.dtype)
@@ -258,6 +258,7 @@ class GradientWeighting(Weighting):
 
     def terms(self, losses, counts):
         if not (self.training and torch.is_grad_enabled()): return self.agg_weights*losses, self.agg_weights
+        for h in getattr(self, 'grad_hooks', []): h.remove() # The last batch's, if its features persist (a leaf)
         idx = [i for i,c in enumerate(_synced(counts).tolist()) if c > 0] # One sync: the aggregators solve on the host anyway
         if not idx: return self.agg_weights*losses, self.agg_weights
         if self.at == 'parameter': return self._parameter_level(losses, idx)
@@ -269,7 +270,7 @@ class GradientWeighting(Weighting):
         self.agg_weights = w.to(losses.device, non_blocking=True)
         if self.heads == 'weighted': return self.agg_weights*losses, self.agg_weights
         grad = (self.static*self.agg_weights)[idx] @ jac * self.grad_scale # What the weighted sum would send to the features
-        for z,g in zip(zs, grad.split([z.numel() for z in zs])): z.register_hook(partial(_replace_grad, new=g))
+        self.grad_hooks = [z.register_hook(partial(_replace_grad, new=g)) for z,g in zip(zs, grad.split([z.numel() for z in zs]))]
         return losses, self.agg_weights
 
     def _weights(self, jac, idx):
@@ -329,7 +330,7 @@ class GradientWeighting(Weighting):
 
     def after_fit(self, learn):
         if self.hook is not None: self.hook.remove()
-        self.hook,self.features,self.shared,self.extra_features = None,[],[],list
+        self.hook,self.features,self.shared,self.extra_features,self.grad_hooks = None,[],[],list,[]
 
 # %% ../nbs/05_weighting.ipynb #a34b1219
 class WeightingCallback(Callback):

@@ -1,3 +1,4 @@
+import os, shutil
 import pytest
 from fastai_mtl.all import make_shapes, Tasks, CategoryTask, RegressionTask, MultiCategoryTask
 
@@ -9,3 +10,12 @@ def shapes(tmp_path_factory):
 
 def shape_tasks():
     return Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks', weight=0.5))
+
+@pytest.fixture(scope='module')
+def chromium():
+    "Path of the `chromium` binary; skip without it, fail without it if FASTAI_MTL_REQUIRE_BROWSER=1"
+    binary = shutil.which('chromium')
+    if binary is None:
+        if os.environ.get('FASTAI_MTL_REQUIRE_BROWSER') == '1': pytest.fail('FASTAI_MTL_REQUIRE_BROWSER=1 but `chromium` is not installed')
+        pytest.skip('headless browser checks need Debian `chromium` (apt-get install chromium)')
+    return binary

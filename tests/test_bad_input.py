@@ -180,7 +180,7 @@ def test_non_finite_loss_stops_training_with_the_task(tab_learn):
         for p in learn.model[1].heads['level'].parameters(): p.fill_(math.nan)
     try:
         with pytest.raises(FloatingPointError, match=r"The loss of task 'level' \(nan\) is not finite, so training stops here"): quiet_fit(learn)
-        assert learn.opt is None or all(p.grad is None or not p.grad.isnan().any() for p in learn.model[0].parameters())
+        assert (learn.epoch, learn.iter) == (0, 0)   # at the first batch, read where fastai's Recorder copies the loss anyway
     finally: learn.model.load_state_dict(state)
 
 # ---- files and prediction

@@ -1,7 +1,7 @@
 """The docs site: built offline from the notebooks by `tools/build_docs.py`, served on 127.0.0.1, checked in headless Chromium.
 
 Needs Debian's `chromium`; without it the browser checks skip, unless FASTAI_MTL_REQUIRE_BROWSER=1 (CI), where they fail."""
-import base64, importlib, json, os, re, resource, shutil, socket, subprocess, sys, threading, time, urllib.request
+import importlib, json, os, re, resource, subprocess, sys, threading, time, urllib.request
 from functools import partial
 from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
@@ -11,6 +11,7 @@ import pytest
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root/'tools'))
 from build_docs import doc_nbs, page_name, pandoc_id, resolve_anchor
+from chromium import Chromium
 
 site_dir = root/'_docs'
 nbs = root/'nbs'
@@ -100,10 +101,6 @@ def test_anchors():
 
 # ---- headless Chromium over the DevTools protocol
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
@@ -112,60 +109,6 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], ConnectionError): super().handle_error(request, client_address)
-
-class Chromium:
-    "Headless Chromium driven over the DevTools protocol: navigate, evaluate JavaScript, take screenshots"
-    def __init__(self, binary, profile):
-        import websocket
-        port, self.log = _free_port(), Path(profile)/'chromium.log'
-        with open(self.log, 'w') as log:
-            self.proc = subprocess.Popen([binary, '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                                          '--hide-scrollbars', f'--remote-debugging-port={port}', f'--user-data-dir={profile}',
-                                          '--window-size=1440,1000', 'about:blank'], stdout=log, stderr=log)
-        try:
-            targets = self._poll(f'http://127.0.0.1:{port}/json/list')
-            ws = next(t['webSocketDebuggerUrl'] for t in targets if t['type'] == 'page')
-            self.ws, self.n = websocket.create_connection(ws, timeout=60, suppress_origin=True), 0
-            self.send('Page.enable')
-        except Exception:
-            self.proc.kill(); self.proc.wait(10)
-            raise
-
-    def _poll(self, url, timeout=60):
-        end = time.time() + timeout
-        while True:
-            try: return json.loads(urllib.request.urlopen(url, timeout=5).read())
-            except OSError:
-                if time.time() > end or self.proc.poll() is not None:
-                    raise RuntimeError(f'chromium did not start:\n{self.log.read_text()[-2000:]}')
-                time.sleep(0.2)
-
-    def send(self, method, wait_event=None, **params):
-        "Call DevTools `method`; return its result (after event `wait_event` if given)"
-        self.n += 1; i = self.n
-        self.ws.send(json.dumps(dict(id=i, method=method, params=params)))
-        res, seen = None, wait_event is None
-        while res is None or not seen:
-            msg = json.loads(self.ws.recv())
-            if msg.get('id') == i:
-                if 'error' in msg: raise RuntimeError(f'{method}: {msg["error"]}')
-                res = msg['result']
-            elif msg.get('method') == wait_event: seen = True
-        return res
-
-    def goto(self, url):
-        self.send('Page.navigate', wait_event='Page.loadEventFired', url=url)
-
-    def js(self, expr):
-        r = self.send('Runtime.evaluate', expression=expr, returnByValue=True, awaitPromise=True)
-        if 'exceptionDetails' in r: raise RuntimeError(r['exceptionDetails'])
-        return r['result'].get('value')
-
-    def screenshot(self, path):
-        Path(path).write_bytes(base64.b64decode(self.send('Page.captureScreenshot', format='png')['data']))
-
-    def close(self):
-        self.ws.close(); self.proc.terminate(); self.proc.wait(10)
 
 _page_js = """(async () => {
   const imgs = [...document.querySelectorAll('article img')];
@@ -178,15 +121,6 @@ _page_js = """(async () => {
     imgs: imgs.map(i => [i.src, i.naturalWidth]), math: document.querySelectorAll('article mjx-container').length,
     text: document.body.textContent};
 })()"""
-
-@pytest.fixture(scope='module')
-def chromium():
-    "Path of the `chromium` binary; skip without it, fail without it if FASTAI_MTL_REQUIRE_BROWSER=1"
-    binary = shutil.which('chromium')
-    if binary is None:
-        if os.environ.get('FASTAI_MTL_REQUIRE_BROWSER') == '1': pytest.fail('FASTAI_MTL_REQUIRE_BROWSER=1 but `chromium` is not installed')
-        pytest.skip('headless browser checks need Debian `chromium` (apt-get install chromium)')
-    return binary
 
 @pytest.fixture(scope='module')
 def crawl(chromium, site, tmp_path_factory):

@@ -58,3 +58,16 @@ def test_interpretation_per_task(shapes, tmp_path):
         assert interp.confusion_matrix(name).shape == (len(learn.tasks[name].vocab),)*2
     losses, idx = interp.top_losses(3, task='marks')
     assert (losses[:-1] >= losses[1:]).all()
+
+def test_one_task_learner_predicts_like_any_other(tmp_path):
+    "A learner of one task: fastai's get_preds unwraps 1-tuples (it used to fail in nested_reorder); predict and predict_df still work per task"
+    from fastai_mtl.all import make_shapes, shapes_dataloaders, mtl_learner, Tasks, CategoryTask
+    from fastai.vision.all import resnet18
+    df = make_shapes(tmp_path, n=40, img_size=32)
+    tasks = Tasks(CategoryTask('shape'))
+    learn = mtl_learner(shapes_dataloaders(tmp_path, df, tasks, bs=16), resnet18, tasks, pretrained=False)
+    preds, targs = learn.get_preds(ds_idx=1)
+    assert len(preds) == len(targs) == 1 and preds[0].shape == (8, 3)
+    out = learn.predict_df(df.iloc[:5])
+    assert list(out.columns) == ['shape'] and out['shape'].isin(['circle', 'square', 'triangle']).all()
+    assert learn.predict(df.iloc[0])['shape'] in ('circle', 'square', 'triangle')

@@ -2,8 +2,9 @@
 import json, os, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import pytest, torch, numpy as np
-from fastai.vision.all import set_seed, load_learner, resnet18
-from fastai_mtl.all import mtl_unet_learner, WEIGHTINGS
+from fastai.vision.all import set_seed, load_learner, DataBlock, ImageBlock, ColReader, RandomSplitter
+from fastai_mtl.all import (mtl_unet_learner, WEIGHTINGS, make_scenes, SCENE_CODES, Tasks, SegmentationTask, DepthTask, NormalsTask,
+                            CategoryTask)
 from unet_data import rectangles, rect_tasks, rect_dls, tiny_encoder, trivial_pixel_accuracy, pixel_accuracy
 
 @pytest.fixture(scope='module')
@@ -40,6 +41,26 @@ def test_outputs_at_the_input_size(size, decoders):
     assert preds[0].shape == (len(targs[0]), 3, *size) and preds[1].shape == (len(targs[0]), 2)
     other = learn.model.eval()(torch.randn(2, 3, 33, 45))
     assert [tuple(o.shape) for o in other] == [(2, 3, 33, 45), (2, 2)]
+
+@pytest.mark.parametrize('decoders', ['shared', 'separate'])
+def test_scenes_segmentation_depth_normals_and_a_label(tmp_path, decoders):
+    "The generated scenes: every kind of dense task beside an image-level one, each output at the image's size, every metric finite"
+    df = make_scenes(tmp_path, n=24, img_size=32, seed=0)
+    reader = lambda col: ColReader(col, pref=tmp_path)
+    tasks = Tasks(SegmentationTask('seg', codes=SCENE_CODES, getter=reader('seg')), DepthTask('depth', getter=reader('depth')),
+                  NormalsTask('normals', getter=reader('normals')), CategoryTask('scene'))
+    dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=reader('image'), get_y=tasks.getters, splitter=RandomSplitter(seed=0))
+    dls = dblock.dataloaders(df, bs=8, num_workers=0)
+    set_seed(0)
+    learn = mtl_unet_learner(dls, tiny_encoder(), tasks, pretrained=False, decoders=decoders, weighting='upgrad')
+    assert len(learn.model[1].decoders) == (1 if decoders == 'shared' else 3)
+    _fit(learn, 1, 1e-3, fn='fit')
+    preds,targs = learn.get_preds()
+    n = len(targs[0])
+    assert [tuple(p.shape) for p in preds] == [(n, 6, 32, 32), (n, 1, 32, 32), (n, 3, 32, 32), (n, tasks['scene'].n_out)]
+    row = learn.history.df.iloc[-1]
+    assert {'seg_miou', 'depth_abs_err', 'normals_mean_angle', 'scene_accuracy'} <= set(row.index), list(row.index)
+    assert np.isfinite(row.drop(['fit', 'epoch']).values.astype(float)).all(), row
 
 def test_timm_encoder(rects):
     pytest.importorskip('timm')
@@ -83,3 +104,55 @@ def test_ddp_gloo_two_processes(tmp_path):
     for w in ('equal', 'upgrad'):
         assert r0[w]['checksum'] == r1[w]['checksum'], f"{w}: the processes' parameters differ"
         assert r0[w]['valid_loss'][-1] < r0[w]['valid_loss'][0], (w, r0[w])
+
+def test_unweighted_heads_replace_the_gradient_of_every_shared_feature(rects):
+    "heads='unweighted': the aggregated gradient replaces the one reaching each shared feature (encoder output and skips)"
+    from torchjd.aggregation import UPGrad
+    from fastai_mtl.all import GradientWeighting
+    learn = _learner(rects, GradientWeighting(UPGrad(), heads='unweighted'))
+    _fit(learn, 6, 1e-2)
+    preds,targs = learn.get_preds()
+    assert pixel_accuracy(preds[0], targs[0]) > trivial_pixel_accuracy(rects) + 0.03
+
+def test_predict_dense_at_the_items_size():
+    "Trained on 40x56 images resized to 32x32: `predict` gives the mask at 40x56 with the codes, `predict_df` at the batch's size"
+    from fastai.vision.all import Resize
+    df = rectangles(64, size=(40, 56), seed=2)
+    tasks = rect_tasks()
+    dls = rect_dls(tasks, df, item_tfms=Resize(32))
+    set_seed(0)
+    learn = mtl_unet_learner(dls, tiny_encoder(), tasks, pretrained=False, lin_ftrs=[32])
+    _fit(learn, 6, 1e-2)
+    row = df[df.is_valid].iloc[0]
+    pred = learn.predict(row)
+    mask = pred['seg']
+    assert tuple(mask.shape) == (40, 56) and list(mask.codes) == ['background', 'red', 'green']
+    assert pred['color'] in ('red', 'green')
+    probs = pred.probs['seg']
+    assert tuple(probs.shape) == (3, 40, 56) and torch.allclose(probs.sum(0), torch.ones(40, 56))
+    assert torch.equal(mask, probs.argmax(0))
+    assert (mask == torch.from_numpy(row.seg)).float().mean() > 0.8
+    assert 'seg: TensorSegMask of shape (40, 56)' in repr(pred)
+    out = learn.predict_df(df[df.is_valid])
+    assert list(out.columns) == ['seg', 'color'] and tuple(out.seg.iloc[0].shape) == (32, 32)
+    assert list(learn.predict_df(df[df.is_valid], with_probs=True).columns) == ['seg', 'color', 'color_prob_green', 'color_prob_red']
+
+def test_save_mtl_load_mtl_rebuilds_a_unet_bit_for_bit(tmp_path):
+    "Scenes with every dense task kind and an image-level one, separate decoders: JSON + weights give the same predictions"
+    from fastai_mtl.all import save_mtl, load_mtl
+    data = tmp_path/'scenes'
+    df = make_scenes(data, n=16, img_size=32, seed=1)
+    tasks = Tasks(SegmentationTask('seg', codes=SCENE_CODES), DepthTask('depth'), NormalsTask('normals'), CategoryTask('scene'))
+    dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader('image', pref=data),
+                       get_y=[ColReader(c, pref=data) for c in ('seg', 'depth', 'normals')] + [ColReader('scene')], splitter=RandomSplitter(seed=0))
+    dls = dblock.dataloaders(df, bs=8, num_workers=0)
+    set_seed(0)
+    learn = mtl_unet_learner(dls, tiny_encoder(), tasks, pretrained=False, decoders='separate', bottle=True)
+    _fit(learn, 1, 1e-3, fn='fit')
+    with pytest.raises(ValueError, match="pass a new one as `load_mtl"): load_mtl(save_mtl(learn, tmp_path/'m'))
+    loaded = load_mtl(tmp_path/'m', arch=tiny_encoder(), pref=data)
+    items = df.iloc[:4]
+    want,got = learn.get_preds(dl=learn.dls.test_dl(items)),loaded.get_preds(dl=loaded.dls.test_dl(items))
+    for a,b in zip(want[0], got[0]): assert torch.equal(a, b)
+    p,q = learn.predict(items.iloc[0]),loaded.predict(items.iloc[0])
+    assert all(torch.equal(p[k], q[k]) if isinstance(p[k], torch.Tensor) else p[k] == q[k] for k in p)

@@ -1,22 +1,9 @@
-"Tiny data for the U-Net tests: noisy images with a red or green rectangle, its mask and its colour; a stand-in segmentation task."
+"Tiny data for the U-Net tests: noisy images with a red or green rectangle, its mask and its colour."
 import numpy as np, pandas as pd, torch
 from torch import nn
 import torch.nn.functional as F
-from fastai.vision.all import (DataBlock, ImageBlock, MaskBlock, ColReader, ColSplitter, CrossEntropyLossFlat, ConvLayer)
-from fastai_mtl.all import Task, Tasks, CategoryTask
-
-class StandInSegTask(Task):
-    "A minimal segmentation task: per-pixel cross-entropy on a `MaskBlock` target, a 1x1 convolution head"
-    dense,kind,default_metrics = True,'segmentation',[]
-    def __init__(self, name, codes, **kwargs):
-        self.codes = codes
-        super().__init__(name, **kwargs)
-    def default_loss(self): return CrossEntropyLossFlat(axis=1)
-    @property
-    def block(self): return MaskBlock(self.codes)
-    def setup(self, tl): self.n_out = len(self.codes)
-    def check_pred(self, pred, targ): pass
-    def create_dense_head(self, ni): return nn.Conv2d(ni, self.n_out, 1)
+from fastai.vision.all import DataBlock, ImageBlock, ColReader, ColSplitter, ConvLayer
+from fastai_mtl.all import Tasks, CategoryTask, SegmentationTask
 
 def rectangles(n, size=32, seed=0):
     "`n` noisy images with a red or green rectangle, its mask (0 background, 1 red, 2 green) and its colour; the last quarter for validation"
@@ -32,12 +19,12 @@ def rectangles(n, size=32, seed=0):
         imgs.append(img); masks.append(mask); colors.append(['red', 'green'][c-1])
     return pd.DataFrame(dict(image=imgs, seg=masks, color=colors, is_valid=np.arange(n) >= int(0.75*n)))
 
-def rect_tasks(): return Tasks(StandInSegTask('seg', codes=['background', 'red', 'green']), CategoryTask('color'))
+def rect_tasks(): return Tasks(SegmentationTask('seg', codes=['background', 'red', 'green']), CategoryTask('color'))
 
-def rect_dls(tasks, df, bs=16, **kwargs):
+def rect_dls(tasks, df, bs=16, item_tfms=None):
     dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader('image'), get_y=tasks.getters,
-                       splitter=ColSplitter('is_valid'))
-    return dblock.dataloaders(df, bs=bs, num_workers=0, **kwargs)
+                       splitter=ColSplitter('is_valid'), item_tfms=item_tfms)
+    return dblock.dataloaders(df, bs=bs, num_workers=0)
 
 def tiny_encoder():
     "Three stride-2 convolutions, 64 features"
