@@ -12,6 +12,7 @@ def rects(): return rectangles(96, seed=0)
 
 def _learner(df, weighting=None, size=None, **kwargs):
     tasks = rect_tasks()
+    set_seed(0, reproducible=True)   # Before the DataLoaders: they draw their shuffling seed from Python's generator
     dls = rect_dls(tasks, df)
     set_seed(0, reproducible=True)
     return mtl_unet_learner(dls, tiny_encoder(), tasks, pretrained=False, weighting=weighting, lin_ftrs=[32], **kwargs)
