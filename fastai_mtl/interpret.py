@@ -14,6 +14,7 @@ from .data import *
 from .learner import *
 from .inference import *
 from math import nan
+from .dense import SegmentationTask, class_iou
 
 # %% ../nbs/08_interpret.ipynb #f909a985
 class MTLInterpretation(Interpretation):
@@ -91,12 +92,24 @@ class TaskClassificationInterpretation(ClassificationInterpretation):
 # %% ../nbs/08_interpret.ipynb #b439acb9
 @patch
 def confusion_matrix(self:MTLInterpretation, task:str|int):
-    "Confusion matrix of category `task` (rows: actual, columns: predicted) over its labelled items"
+    "Confusion matrix of category or segmentation `task` (rows: actual, columns: predicted) over its labelled items (pixels)"
     i,t = self._task(task)
-    if not isinstance(t, CategoryTask): raise ValueError(f"Task '{t.name}' is not a CategoryTask: it has no confusion matrix")
+    if not isinstance(t, (CategoryTask, SegmentationTask)): raise ValueError(
+        f"Task '{t.name}' is not a CategoryTask or a SegmentationTask: it has no confusion matrix")
     targ,dec = self.targs[i], self.decoded[i]
     mask = targ >= 0
     return np.bincount((targ[mask]*len(t.vocab) + dec[mask]).numpy(), minlength=len(t.vocab)**2).reshape(len(t.vocab), -1)
+
+@patch
+def iou_table(self:MTLInterpretation, task:str|int)->pd.DataFrame:
+    "Each class's IoU (NaN when absent from truth and prediction) and pixel counts for segmentation `task`; the mean IoU in `.attrs['miou']`"
+    i,t = self._task(task)
+    if not isinstance(t, SegmentationTask): raise ValueError(f"Task '{t.name}' is not a SegmentationTask: it has no IoU per class")
+    cm = tensor(self.confusion_matrix(task))
+    iou = class_iou(cm)
+    df = pd.DataFrame(dict(iou=iou.numpy(), pixels=cm.sum(1).numpy(), predicted=cm.sum(0).numpy()), index=pd.Index(t.vocab, name='class'))
+    df.attrs['miou'] = iou.nanmean().item()
+    return df
 
 @patch
 def task_interpretation(self:MTLInterpretation, task:str|int):

@@ -3,7 +3,7 @@ import json, os, socket, subprocess, sys, time, warnings
 from pathlib import Path
 import pytest, torch, numpy as np
 from fastai.vision.all import set_seed, load_learner, DataBlock, ImageBlock, ColReader, RandomSplitter
-from fastai_mtl.all import (mtl_unet_learner, WEIGHTINGS, make_scenes, SCENE_CODES, Tasks, SegmentationTask, DepthTask, NormalsTask,
+from fastai_mtl.all import (MTLInterpretation, mtl_unet_learner, WEIGHTINGS, make_scenes, SCENE_CODES, Tasks, SegmentationTask, DepthTask, NormalsTask,
                             CategoryTask)
 from unet_data import rectangles, rect_tasks, rect_dls, tiny_encoder, trivial_pixel_accuracy, pixel_accuracy
 
@@ -62,6 +62,12 @@ def test_scenes_segmentation_depth_normals_and_a_label(tmp_path, decoders):
     row = learn.history.df.iloc[-1]
     assert {'seg_miou', 'depth_abs_err', 'normals_mean_angle', 'scene_accuracy'} <= set(row.index), list(row.index)
     assert np.isfinite(row.drop(['fit', 'epoch']).values.astype(float)).all(), row
+    interp = MTLInterpretation.from_learner(learn)
+    tab = interp.iou_table('seg')                                 # per class, over the validation set's labelled pixels
+    assert list(tab.index) == list(SCENE_CODES) and tab.pixels.sum() == (targs[0] >= 0).sum()
+    assert abs(tab.attrs['miou'] - row['seg_miou']) < 1e-6         # the recorder's mIoU, from the same confusion matrix
+    losses,idx = interp.top_losses(3, task='depth')
+    assert len(idx) == 3 and (losses[:-1] >= losses[1:]).all()
 
 def test_timm_encoder(rects):
     pytest.importorskip('timm')
