@@ -1,18 +1,18 @@
 """Dense multi-task learning on the generated scenes: three single-task U-Nets (segmentation, depth, normals) vs one
 multi-task U-Net under several weightings, the nine NYUv2 metrics, Δm% and the training-time ratio.
 
-Every learner is `mtl_unet_learner(dls, resnet18, tasks, pretrained=False)` trained with `fit_one_cycle` on the same
+Every learner is `mtl_unet_learner(dls, encoder, tasks, pretrained=False)` (a small four-convolution encoder by default, `--arch resnet18` for fastai's) trained with `fit_one_cycle` on the same
 split and seed; a single-task learner gets `single_task_dls` of its task (same items, same pipeline). Δm% (Maninis et al.;
 the Nash-MTL/FAMO definition, `delta_m`) averages the nine relative changes against the single-task networks of the same
 seed, signed so that lower is better. Time ratio: the multi-task network's training time over the sum of the three
 single-task networks' training times, measured in the same run. Writes bench/results/dense.md.
 
-    python bench/dense.py [--n 160] [--size 32] [--epochs 3] [--lr 3e-3] [--seeds 1] [--weightings equal upgrad ...] [--device cuda]
+    python bench/dense.py [--n 160] [--size 32] [--epochs 4] [--lr 1e-2] [--arch small] [--seeds 1] [--weightings equal upgrad ...] [--device cuda]
 """
 import argparse, time
 from copy import deepcopy
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import DataBlock, ImageBlock, ColReader, RandomSplitter, resnet18, fastai_path
+from fastai.vision.all import DataBlock, ImageBlock, ColReader, RandomSplitter, ConvLayer, resnet18, fastai_path, nn
 from fastai_mtl.all import (Tasks, SegmentationTask, DepthTask, NormalsTask, make_scenes, SCENE_CODES, mtl_unet_learner,
                             single_task_dls, set_seeds, delta_m)
 from common import add_device_args, setup, machine, md_table, write, sync
@@ -20,6 +20,13 @@ from common import add_device_args, setup, machine, md_table, write, sync
 NINE = ['seg_miou', 'seg_pixel_accuracy', 'depth_abs_err', 'depth_rel_err', 'normals_mean_angle', 'normals_median_angle',
         'normals_within_11_25', 'normals_within_22_5', 'normals_within_30']
 WEIGHTINGS = ['equal', 'uncertainty', 'dwa', 'famo', 'upgrad', 'nash_mtl']
+
+def small_encoder():
+    "Four stride-2 convolutions, 256 features: what the tutorials use to learn the scenes in a minute on a CPU"
+    return nn.Sequential(ConvLayer(3, 32, stride=2), ConvLayer(32, 64, stride=2), ConvLayer(64, 128, stride=2),
+                         ConvLayer(128, 256, stride=2), nn.AdaptiveAvgPool2d(1))
+
+def encoder(name): return small_encoder() if name == 'small' else resnet18 if name == 'resnet18' else name
 
 def scene_dls(args, device):
     path = fastai_path('data')/f'bench_scenes_{args.n}_{args.size}'
@@ -34,7 +41,7 @@ def scene_dls(args, device):
 def train(dls, tasks, seed, args, device, weighting=None):
     "Train one U-Net; its metrics (by recorder name) and training seconds"
     set_seeds(seed, dls)
-    learn = mtl_unet_learner(dls, resnet18, tasks, pretrained=False, weighting=weighting)
+    learn = mtl_unet_learner(dls, encoder(args.arch), tasks, pretrained=False, weighting=weighting)
     if args.fp16: learn = learn.to_fp16()
     sync(device); start = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
@@ -72,9 +79,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n', type=int, default=160, help='scenes (80% training)')
     p.add_argument('--size', type=int, default=32, help='image size in pixels')
-    p.add_argument('--epochs', type=int, default=3)
-    p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--epochs', type=int, default=4)
+    p.add_argument('--bs', type=int, default=16)
+    p.add_argument('--arch', default='small', help="'small' (four convolutions), 'resnet18', or a timm model name")
+    p.add_argument('--lr', type=float, default=1e-2)
     p.add_argument('--seeds', type=int, default=1)
     p.add_argument('--weightings', nargs='+', default=WEIGHTINGS)
     args = add_device_args(p).parse_args()
@@ -84,7 +92,7 @@ def main():
                                              for k,v in vars(args).items() if k not in ('device', 'fp16', 'tag', 'threads'))
     write('dense', f"""## Dense tasks: one multi-task U-Net vs three single-task U-Nets (generated scenes)
 
-{args.n} generated scenes (`make_scenes`, 80% training) at {args.size} px; resnet18 encoder from scratch, fastai's U-Net
+{args.n} generated scenes (`make_scenes`, 80% training) at {args.size} px; encoder `{args.arch}` from scratch, fastai's U-Net
 decoder (`mtl_unet_learner`), `fit_one_cycle({args.epochs}, {args.lr})`, batch {args.bs}, {args.seeds} seed(s) (mean ± std over seeds
 when more than one). Single-task: three networks, one per dense task, same recipe and seed. Δm %: mean relative change of the nine metrics
 against the single-task networks of the same seed, signed so that lower is better (negative: multi-task better on average).
