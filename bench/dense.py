@@ -90,7 +90,7 @@ def main():
     runs = run(args, device)
     cmd = 'python bench/dense.py ' + ' '.join(f'--{k.replace("_", "-")} {" ".join(map(str, v)) if isinstance(v, list) else v}'
                                              for k,v in vars(args).items() if k not in ('device', 'fp16', 'tag', 'threads'))
-    write('dense', f"""## Dense tasks: one multi-task U-Net vs three single-task U-Nets (generated scenes)
+    write('dense', f"""# Dense tasks: one multi-task U-Net vs three single-task U-Nets (generated scenes)
 
 {args.n} generated scenes (`make_scenes`, 80% training) at {args.size} px; encoder `{args.arch}` from scratch, fastai's U-Net
 decoder (`mtl_unet_learner`), `fit_one_cycle({args.epochs}, {args.lr})`, batch {args.bs}, {args.seeds} seed(s) (mean ± std over seeds

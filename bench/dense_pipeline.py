@@ -32,7 +32,7 @@ def main():
     times = paired({k: (lambda dl=dl: [None for _ in dl]) for k,dl in dls.items()}, args.rounds, device)
     ratio = median_ratio(times['three dense tasks'], times['fastai MaskBlock'])
     rows = '\n'.join(f'| {k} | {np.median(v)/n*1e3:.2f} |' for k,v in times.items())
-    write('dense_pipeline', f"""## Data pipeline: three dense task blocks vs fastai's one-mask `DataBlock`
+    write('dense_pipeline', f"""# Data pipeline: three dense task blocks vs fastai's one-mask `DataBlock`
 
 {args.n} generated scenes at {args.size} px (PNG image and mask, `.npy` depth and normals), batch {args.bs}, no augmentation;
 one pass over the {n} training items per timing, {args.rounds} alternating rounds. Goal: ≤ 1.2×.
