@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense_data.html.md"""
 # %% auto #0
 __all__ = ['read_target', 'DenseColReader', 'MissingTarget', 'DenseTensor', 'TensorSegMask', 'TensorPixels', 'TensorDepth',
            'image_turn', 'TensorNormals', 'DenseReader', 'MaskReader', 'PixelsReader', 'DepthReader', 'NormalsReader',
-           'AlignTargets']
+           'AlignTargets', 'DenseTargets']
 
 # %% ../nbs/04a_dense_data.ipynb #edceb486
 from fastai.vision.all import *
@@ -256,3 +256,7 @@ class AlignTargets(RandTransform):
             f"{_target_name(x)} is {'x'.join(map(str, _get_sz(x)))} pixels (width x height), but its image is {'x'.join(map(str, self.size))}: "
             "a dense target must have the size of its image")
         return x
+
+# %% ../nbs/04a_dense_data.ipynb #b1e0c4a2
+class DenseTargets(tuple):
+    "A batch's targets, some of them per-pixel (`TensorMask`s): `show_batch` and `show_results` dispatch on it (see `fastai_mtl.dense_show`)"
