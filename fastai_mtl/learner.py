@@ -79,6 +79,15 @@ class History(Callback):
         return ax
 
 # %% ../nbs/06_learner.ipynb #c278458c
+def _check_channels(dls, n_in):
+    "Raise an error naming the input if the first training image of `dls` does not have the `n_in` channels the body takes"
+    if not len(dls.train_ds): return
+    x = dls.train_ds[0][0]
+    c = len(x.getbands()) if isinstance(x, Image.Image) else (x.shape[0] if x.ndim == 3 else 1) if isinstance(x, Tensor) else None
+    if c is not None and c != n_in: raise ValueError(
+        f"The input images have {c} channel(s) (a {type(x).__name__}) but the model's body takes n_in={n_in}: pass `n_in={c}` to "
+        f"`mtl_learner`, or read the images with {'`ImageBlock(cls=PILImage)` (RGB)' if n_in == 3 else 'the matching image type'}")
+
 def _normalize(dls, arch, body, pretrained, n_in):
     "Add the pretrained statistics of `arch` to `dls` as `vision_learner` does"
     if isinstance(arch, str): _timm_norm(dls, body.model.default_cfg, pretrained, n_in)
@@ -196,6 +205,7 @@ def mtl_learner(
 )->MTLLearner:
     "An `MTLLearner` for `tasks`: shared body of `arch`, one head per task, masked multi-task loss, per-task metrics"
     tasks.setup(dls)
+    _check_channels(dls, n_in)
     body = create_mtl_body(arch, n_in, pretrained, cut, weights, split_at)
     if normalize: _normalize(dls, arch, body, pretrained, n_in)
     if custom_head is not None: model = nn.Sequential(body, custom_head)

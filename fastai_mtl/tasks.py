@@ -56,8 +56,25 @@ def _py(o):
     return o.item() if isinstance(o, np.generic) else o
 
 # %% ../nbs/00_tasks.ipynb #b1e0c006
+def _vocab(task, labels, sort=True):
+    "`CategoryMap` of `labels` for `task`; an error naming the task if they cannot be sorted (numbers mixed with strings)"
+    try: return CategoryMap(labels, sort=sort)
+    except TypeError: raise ValueError(
+        f"Task '{task}': the labels mix types that cannot be ordered ({sorted({type(o).__name__ for o in labels})}), e.g. "
+        f"{_py([next(o for o in labels if not isinstance(o, str)), next(o for o in labels if isinstance(o, str))])}; "
+        "make the column one type, e.g. `df[col].astype(str)`") from None
+
+def _check_given_vocab(tfm, items, train_setup):
+    "Raise an error naming `tfm`'s task if `items` have labels that the `vocab` given to the task lacks"
+    if not (train_setup and tfm.given_vocab and items is not None): return
+    unseen = set().union(*(tfm._labels(o) for o in items if not is_missing(o))) - set(tfm.vocab.o2i)
+    if unseen: raise ValueError(
+        f"Task '{tfm.task}': the data has labels {_py(sorted(unseen, key=str))} that are not in the vocab given to the task, "
+        f"{_py(tfm.vocab)}: add them to `vocab=`, or drop those rows")
+
 def _check_valid(tfm, items, train_setup):
     "Raise an error naming `tfm`'s task if the validation part of `items` has labels that are not in `tfm.vocab`"
+    _check_given_vocab(tfm, items, train_setup)
     valid = getattr(items, 'valid', None) if train_setup else None
     if not valid: return
     unseen = set().union(*(tfm._labels(o) for o in valid if not is_missing(o))) - set(tfm.vocab.o2i)
@@ -72,7 +89,7 @@ class TaskCategorize(Categorize):
     kind = 'category'
     def __init__(self, vocab=None, sort=True, task=''):
         super().__init__(vocab=vocab, sort=sort)
-        self.task = task
+        self.task,self.given_vocab = task,vocab is not None
 
     def _labels(self, o): return [o]
     def setup(self, items=None, train_setup=False):
@@ -83,7 +100,7 @@ class TaskCategorize(Categorize):
         if self.vocab is None and dsets is not None:
             labels = L(o for o in dsets if not is_missing(o))
             if not labels: raise _no_labels(self.task, dsets)
-            self.vocab = CategoryMap(labels, sort=self.sort)
+            self.vocab = _vocab(self.task, labels, self.sort)
         self.c = len(self.vocab)
 
     def encodes(self, o):
@@ -101,6 +118,7 @@ class TaskMultiCategorize(DisplayedTransform):
     def __init__(self, vocab=None, label_delim=' ', task=''):
         if vocab is not None: vocab = CategoryMap(vocab, sort=False)
         store_attr()
+        self.given_vocab = vocab is not None
 
     def _labels(self, o):
         if isinstance(o, str): return [l for l in o.split(self.label_delim) if l]
@@ -116,7 +134,7 @@ class TaskMultiCategorize(DisplayedTransform):
         if self.vocab is None and dsets is not None:
             labels = set().union(*(self._labels(o) for o in dsets if not is_missing(o)))
             if not labels: raise _no_labels(self.task, dsets)
-            self.vocab = CategoryMap(list(labels))
+            self.vocab = _vocab(self.task, list(labels))
             self._check_delim()
         self.c = len(self.vocab)
 
