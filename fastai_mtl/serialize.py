@@ -238,22 +238,22 @@ def tabular_dls(tasks:Tasks, inputs:dict, bs:int=None, device=None)->TabularData
     return to.dataloaders(bs=ifnone(bs, inputs['bs']), num_workers=0).new_empty()
 
 # %% ../nbs/10_serialize.ipynb #29505183
-def _vision_model(tasks, args, arch=None):
-    "The image model that `mtl_learner` (or `mtl_unet_learner`) built from `args`, without pretrained weights"
-    body = create_mtl_body(_arch_from_dict(args['arch']) if arch is None else arch, args['n_in'], pretrained=False, cut=args['cut'], split_at=args.get('split_at'))
-    head = {k: args[k] for k in ('concat_pool', 'lin_ftrs', 'ps', 'first_bn', 'bn_final', 'lin_first')}
-    if 'decoders' not in args: return create_mtl_model(body, tasks, init=None, sharing=sharing_from_dict(args.get('sharing')), pool=getattr(body, 'needs_pool', True), **head)
-    decoder = {k: args[k] for k in ('blur', 'blur_final', 'self_attention', 'last_cross', 'bottle')}
-    return create_mtl_unet(body, tasks, tuple(args['img_size']), args['decoders'], args['n_in'], init=None, head_kwargs=head, **decoder,
-                           act_cls=getattr(nn, args['act_cls']), norm_type=args['norm_type'] and NormType[args['norm_type']])
+def _args_from_dict(args:dict, arch=None)->dict:
+    "The model arguments `_plain_arg` wrote as plain values, as the builders take them (`arch` given replaces the saved one)"
+    args = {'split_at': None, 'sharing': None, **args}
+    if 'arch' in args: args['arch'] = _arch_from_dict(args['arch']) if arch is None else arch
+    args['sharing'] = sharing_from_dict(args['sharing'])
+    if 'emb_szs' in args: args['emb_szs'] = [tuple(o) for o in args['emb_szs']]
+    if 'img_size' in args: args['img_size'] = tuple(args['img_size'])
+    if 'act_cls' in args: args['act_cls'] = getattr(nn, args['act_cls'])
+    if args.get('norm_type') is not None: args['norm_type'] = NormType[args['norm_type']]
+    return args
 
-def _tabular_model(tasks, args):
-    "The tabular model that `mtl_tabular_learner` built from `args`"
-    body = create_tabular_body([tuple(o) for o in args['emb_szs']], args['n_cont'], args['layers'], **args['config'])
-    nf = args['layers'][-1] if args['layers'] else body.n_emb + body.n_cont
-    head_kwargs,sharing = dict(pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False),sharing_from_dict(args.get('sharing'))
-    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
-    return MTLTabularModel(body, head)
+def _model_from_dict(d:dict, tasks:Tasks, arch=None)->nn.Module:
+    "The model that `mtl_learner`, `mtl_unet_learner` or `mtl_tabular_learner` built, from `describe_mtl`'s `d` (no pretrained weights)"
+    args = _args_from_dict(d['model'], arch)
+    if d['kind'] == 'tabular': return mtl_tabular_model(tasks, args)
+    return (mtl_unet_model if 'decoders' in args else mtl_model)(tasks, args)
 
 # %% ../nbs/10_serialize.ipynb #6f457eef
 def load_mtl(
@@ -268,10 +268,10 @@ def load_mtl(
     d = {**json.loads((path/'model.json').read_text()), 'tasks': json.loads((path/'tasks.json').read_text())['tasks']}
     if d.get('format') != 'fastai_mtl/1': raise ValueError(f"{path} was not written by `save_mtl` (format {d.get('format')!r})")
     tasks = tasks_from_dict(d)
-    if d['kind'] == 'tabular':
-        dls,model,cls = tabular_dls(tasks, d['inputs'], bs, device),_tabular_model(tasks, d['model']),MTLTabularLearner
-    else: dls,model,cls = vision_dls(tasks, d['inputs'], pref, bs, device),_vision_model(tasks, d['model'], arch),MTLLearner
+    tabular = d['kind'] == 'tabular'
+    dls = tabular_dls(tasks, d['inputs'], bs, device) if tabular else vision_dls(tasks, d['inputs'], pref, bs, device)
+    model = _model_from_dict(d, tasks, arch)
     model.load_state_dict(torch.load(path/'weights.pth', map_location='cpu', weights_only=True))
-    learn = cls(dls, model.to(dls.device), tasks, path=path)
+    learn = (MTLTabularLearner if tabular else MTLLearner)(dls, model.to(dls.device), tasks, path=path)
     learn.description = d
     return learn

@@ -6,8 +6,8 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/tabular.html.md"""
 
 # %% auto #0
 __all__ = ['task_column', 'TaskTargets', 'ReadTaskBatch', 'MTLTabDataLoader', 'MTLTabularPandas', 'mtl_tabular_dataloaders',
-           'show_batch', 'create_tabular_body', 'MTLTabularModel', 'MTLTabularLearner', 'mtl_tabular_learner',
-           'show_results']
+           'show_batch', 'create_tabular_body', 'MTLTabularModel', 'MTLTabularLearner', 'mtl_tabular_model',
+           'mtl_tabular_learner', 'show_results']
 
 # %% ../nbs/06a_tabular.ipynb #2c3ccd29
 from fastai.tabular.all import *
@@ -177,6 +177,15 @@ class MTLTabularModel(nn.Sequential):
 class MTLTabularLearner(MTLLearner):
     "An `MTLLearner` for tabular data: `predict` and `predict_df` take DataFrame rows"
 
+# %% ../nbs/06a_tabular.ipynb #e7d5f248
+def mtl_tabular_model(tasks:Tasks, args:dict)->MTLTabularModel:
+    "The model `mtl_tabular_learner` builds from its `model_args`: emb_szs, n_cont, layers, config, lin_ftrs, ps, sharing"
+    body = create_tabular_body(args['emb_szs'], args['n_cont'], args['layers'], **args['config'])
+    nf = args['layers'][-1] if args['layers'] else body.n_emb + body.n_cont
+    head_kwargs,sharing = dict(pool=False, lin_ftrs=args['lin_ftrs'], ps=args['ps'], first_bn=False),args['sharing']
+    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
+    return MTLTabularModel(body, head)
+
 # %% ../nbs/06a_tabular.ipynb #9679eaee
 @delegates(MTLLearner.__init__)
 def mtl_tabular_learner(
@@ -194,14 +203,10 @@ def mtl_tabular_learner(
     if not isinstance(dls.train_ds, MTLTabularPandas): raise TypeError(
         "`mtl_tabular_learner` needs one target per task in each batch: build the DataLoaders with `mtl_tabular_dataloaders`")
     tasks.setup(dls)
-    layers = ifnone(layers, [200,100] if sharing is None else [])
-    body = create_tabular_body(get_emb_sz(dls.train_ds, emb_szs), len(dls.cont_names), layers, **ifnone(config, {}))
-    nf = layers[-1] if layers else body.n_emb + body.n_cont
-    head_kwargs = dict(pool=False, lin_ftrs=ifnone(lin_ftrs, []), ps=ps, first_bn=False)
-    head = MultiHead(task_heads(tasks, nf, None, **head_kwargs)) if sharing is None else sharing.create_head(nf, tasks, init=None, **head_kwargs)
-    learn = MTLTabularLearner(dls, MTLTabularModel(body, head), tasks, **kwargs)
-    learn.model_args = dict(emb_szs=[(e.num_embeddings, e.embedding_dim) for e in body.embeds], n_cont=len(dls.cont_names), layers=layers,
-                            config=ifnone(config, {}), lin_ftrs=ifnone(lin_ftrs, []), ps=ps, sharing=sharing) # What `save_mtl` needs
+    args = dict(emb_szs=get_emb_sz(dls.train_ds, emb_szs), n_cont=len(dls.cont_names), layers=ifnone(layers, [200,100] if sharing is None else []),
+                config=ifnone(config, {}), lin_ftrs=ifnone(lin_ftrs, []), ps=ps, sharing=sharing)
+    learn = MTLTabularLearner(dls, mtl_tabular_model(tasks, args), tasks, **kwargs)
+    learn.model_args = args # What `save_mtl` needs to rebuild the model with `mtl_tabular_model`
     return learn
 
 # %% ../nbs/06a_tabular.ipynb #c85872e5
