@@ -136,15 +136,15 @@ def _fmt(label):
     return str(label)
 
 # %% ../nbs/07_inference.ipynb #3a9c2ceb
-def _missing(label): return '#na#' in (list(map(str, label)) if isinstance(label, MultiCategory) else [str(label)]) or (isinstance(label, float) and math.isnan(label))
+def _missing_label(label): return '#na#' in (list(map(str, label)) if isinstance(label, MultiCategory) else [str(label)]) or (isinstance(label, float) and math.isnan(label))
 
 # %% ../nbs/07_inference.ipynb #009f690e
 def label_lines(targs, preds=None):
     "(text, colour) per task: the label, or truth / prediction coloured by correctness, or with the error"
-    if preds is None: return [(f'{t.task}: {_fmt(t)}', 'grey' if _missing(t) else 'black') for t in targs]
+    if preds is None: return [(f'{t.task}: {_fmt(t)}', 'grey' if _missing_label(t) else 'black') for t in targs]
     lines = []
     for t,p in zip(targs, preds):
-        if _missing(t): lines.append((f'{t.task}: #na# / {_fmt(p)}', 'grey'))
+        if _missing_label(t): lines.append((f'{t.task}: #na# / {_fmt(p)}', 'grey'))
         elif isinstance(t, (float, tuple)): lines.append((f'{t.task}: {_fmt(t)} / {_fmt(p)} (error {_fmt(type(t)(np.subtract(p, t)))})', 'black'))
         else:
             right = set(map(str, t)) == set(map(str, p)) if isinstance(t, MultiCategory) else str(t) == str(p)

@@ -13,14 +13,16 @@ from .tasks import *
 from .loss import *
 
 # %% ../nbs/04_metrics.ipynb #ac3c3c4d
-def _n_processes(): return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+def _world()->int:
+    "Number of processes of the distributed training in progress; 1 without one"
+    return torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
 
 class TaskView(GetAttr):
     "The learner `learn` as a metric of task `task` (number `i`) sees it: that task's labelled items (`task.item_mask`), of every process"
     _default = 'learn'
     def __init__(self, learn, i:int, task:Task):
         pred, targ = learn.pred[i], learn.yb[i]
-        if _n_processes() > 1: pred, targ = learn.to_detach((pred, targ), cpu=False)
+        if _world() > 1: pred, targ = learn.to_detach((pred, targ), cpu=False)
         mask = task.item_mask(targ)
         self.learn,self.pred,self.yb = learn,pred[mask],(targ[mask],)
 

@@ -21,14 +21,7 @@ from .dense_data import *
 from .dense import *
 from .unet import *
 from .inference import *
-
-# %% ../nbs/10_serialize.ipynb #04662f92
-def _plain_value(o):
-    "`o` (numpy scalars, tensors, arrays, tuples) as plain JSON values"
-    if isinstance(o, (Tensor, np.ndarray)): return o.tolist()
-    if isinstance(o, np.generic): return o.item()
-    if isinstance(o, (list, tuple, CollBase)): return [_plain_value(x) for x in o]
-    return o
+from .tasks import _py
 
 # %% ../nbs/10_serialize.ipynb #d3141222
 _task_attrs = dict(CategoryTask='vocab,sort', MultiCategoryTask='vocab,label_delim,thresh',
@@ -44,7 +37,7 @@ def task_to_dict(task:Task)->dict:
     if type(task.loss_func) is not type(task.default_loss()): raise ValueError(
         f"Task '{task.name}' has a custom loss {task.loss_func!r}: a plain description only rebuilds the default one")
     if getattr(task, 'vocab', 0) is None: raise ValueError(f"Task '{task.name}' has no vocab yet: call `tasks.setup(dls)` first")
-    return dict(type=cls, name=task.name, weight=task.weight, **{k: _plain_value(getattr(task, k)) for k in _task_attrs[cls].split(',')})
+    return dict(type=cls, name=task.name, weight=task.weight, **{k: _py(getattr(task, k)) for k in _task_attrs[cls].split(',')})
 
 # %% ../nbs/10_serialize.ipynb #3ade0556
 def task_from_dict(d:dict)->Task:
@@ -91,7 +84,7 @@ def _inference_tfm(t)->bool:
 def _tfm_arg(t, k):
     "Argument `k` of transform `t` as its constructor takes it: fastai stores a size as (w, h), `Resize` and `RandomResizedCrop` take (h, w)"
     v = getattr(t, k)
-    return _plain_value(v[::-1] if k == 'size' else v)
+    return _py(v[::-1] if k == 'size' else v)
 
 def tfm_to_dict(t:Transform)->dict:
     "A plain description of the inference transform `t` (one of `Resize`, `RandomResizedCrop`, `Normalize`, `ToTensor`, `IntToFloatTensor`)"
@@ -153,8 +146,8 @@ def _tabular_inputs(dls)->dict:
     if bad: raise ValueError(f"Procs {bad} cannot be described as JSON: use {list(_procs)}")
     def _state(p):
         attrs = {k: getattr(p, k) for k in _procs[type(p).__name__].split(',')}
-        if 'classes' in attrs: attrs['classes'] = {n: list(map(_plain_value, v)) for n,v in attrs['classes'].items()}
-        return dict(type=type(p).__name__, **{k: {n: _plain_value(o) for n,o in v.items()} if isinstance(v, dict) else v for k,v in attrs.items()})
+        if 'classes' in attrs: attrs['classes'] = {n: list(map(_py, v)) for n,v in attrs['classes'].items()}
+        return dict(type=type(p).__name__, **{k: {n: _py(o) for n,o in v.items()} if isinstance(v, dict) else v for k,v in attrs.items()})
     return dict(cat_names=list(to.cat_names), cont_names=list(to.cont_names), procs=[_state(p) for p in procs], bs=dls.valid.bs)
 
 def _proc_from_dict(d:dict):
@@ -182,7 +175,7 @@ def _plain_arg(k, v):
     if k == 'sharing': return sharing_to_dict(v)
     if k == 'act_cls': return v.__name__
     if k == 'norm_type': return None if v is None else v.name
-    return _plain_value(v)
+    return _py(v)
 
 # %% ../nbs/10_serialize.ipynb #de95a616
 def describe_mtl(learn:MTLLearner)->dict:

@@ -15,7 +15,7 @@ from .tasks import *
 from .model import *
 from .learner import *
 from .inference import *
-from .inference import _plain, _missing
+from .inference import _plain, _missing_label
 
 # %% ../nbs/06a_tabular.ipynb #9876297e
 def task_column(task:Task)->str:
@@ -48,7 +48,7 @@ def _stack(encoded):
 # %% ../nbs/06a_tabular.ipynb #55bb6f56
 def _label(decoded):
     "A decoded label as a plain Python value, `#na#` if missing"
-    return '#na#' if _missing(decoded) else _plain(decoded)
+    return '#na#' if _missing_label(decoded) else _plain(decoded)
 
 # %% ../nbs/06a_tabular.ipynb #9898afda
 class TaskTargets(TabularProc):

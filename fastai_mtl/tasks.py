@@ -51,7 +51,8 @@ def _no_labels(task, dsets):
 
 # %% ../nbs/00_tasks.ipynb #b1e0c016
 def _py(o):
-    "Label `o` as a plain Python value for messages (`3.0`, not `np.float64(3.0)`); lists element by element"
+    "`o` as a plain Python (JSON) value, for messages and descriptions (`3.0`, not `np.float64(3.0)`); lists, tensors and arrays element by element"
+    if isinstance(o, (Tensor, np.ndarray)): return o.tolist()
     if isinstance(o, (list, tuple, CollBase)): return [_py(x) for x in o]
     return o.item() if isinstance(o, np.generic) else o
 
@@ -186,10 +187,10 @@ def _task_tfm(tl):
     return first(getattr(getattr(tl, 'tfms', None), 'fs', []), lambda f: hasattr(f, 'task') and hasattr(f, 'kind'))
 
 # %% ../nbs/00_tasks.ipynb #a71c036e
-_missing = object()
+_MISSING = object()
 def _label_key(o):
     "Hashable key of raw label `o`, equal for labels that encode alike: its type and value (one value for every missing label), or None"
-    key = (type(o), _missing if is_missing(o) else o)
+    key = (type(o), _MISSING if is_missing(o) else o)
     try: hash(key)
     except TypeError: return None
     return key

@@ -15,6 +15,7 @@ from fastai.callback.hook import Hook
 from .tasks import *
 from .model import MultiHead
 from .loss import *
+from .metrics import _world
 
 # %% ../nbs/05_weighting.ipynb #ac0a615d
 class Weighting(Module):
@@ -53,11 +54,6 @@ class EqualWeighting(Weighting):
 def _labelled(counts): return (counts > 0).float()
 
 # %% ../nbs/05_weighting.ipynb #d1b7e0a2
-def _world()->int:
-    "Number of processes of the distributed training in progress; 1 without one"
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
 def _synced(x:Tensor, mean:bool=False)->Tensor:
     "`x` summed (or averaged) over the processes of distributed training"
     if _world() == 1: return x
