@@ -1,5 +1,6 @@
 "`compare_single_task` end to end: its single-task learners are the learners one builds by hand, for vision and tabular data."
 import numpy as np, pandas as pd, pytest
+from conftest import require
 from fastai.vision.all import resnet18, DataBlock, ImageBlock, ColReader, ColSplitter, Path
 from fastai_mtl.all import (Tasks, CategoryTask, RegressionTask, make_shapes, mtl_learner, mtl_tabular_learner,
                             mtl_tabular_dataloaders, compare_single_task, set_seeds, delta_m)
@@ -33,7 +34,7 @@ def test_vision_single_task_learners_equal_hand_built(tmp_path):
     assert res.costs.loc['params', 'ratio'] < .5              # one body instead of three
 
 def test_tabular_with_given_single_task_dls():
-    palmerpenguins = pytest.importorskip('palmerpenguins')
+    palmerpenguins = require('palmerpenguins')
     df = palmerpenguins.load_penguins().dropna(subset=['bill_length_mm']).reset_index(drop=True)
     splits = (list(range(0, len(df), 4)), [i for i in range(len(df)) if i % 4])
     splits = splits[1], splits[0]

@@ -1,25 +1,21 @@
 "Distributed data-parallel training (2 gloo processes on 127.0.0.1, CPU) gives what one process gives on the same global batches."
-import json, os, socket, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import pytest
+from conftest import require, free_port
 from fastai_mtl.all import make_shapes
 
 WEIGHTINGS = ['static', 'uncertainty', 'upgrad', 'config']   # loss-based, learned (in the loss), TorchJD representation and parameter level
 RTOL = 1e-4   # Float rounding: the two runs sum the same gradients in a different order
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 def test_ddp_matches_single_process(tmp_path):
-    pytest.importorskip('accelerate')
+    require('accelerate')
     data = tmp_path/'data'
     make_shapes(data, n=160, img_size=32, seed=3)   # Once, before the processes read it
     script = str(Path(__file__).parent/'ddp_train.py')
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'}
     ddp = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
-                            '--master_port', str(_free_port()), script, str(data), str(tmp_path/'ddp'), *WEIGHTINGS],
+                            '--master_port', str(free_port()), script, str(data), str(tmp_path/'ddp'), *WEIGHTINGS],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     single = subprocess.run([sys.executable, script, '--single', str(data), str(tmp_path/'single'), *WEIGHTINGS],
                             env=env, capture_output=True, text=True, timeout=300)
@@ -35,14 +31,14 @@ def test_ddp_matches_single_process(tmp_path):
 
 def test_ddp_metrics_with_missing_labels(tmp_path):
     "Each process has a different number of labelled items: the metrics still cover them all, as one process computes them"
-    pytest.importorskip('accelerate')
+    require('accelerate')
     data, out = tmp_path/'data', tmp_path/'out'
     out.mkdir()
     make_shapes(data, n=160, img_size=32, seed=3, missing=0.3)
     script = str(Path(__file__).parent/'ddp_train.py')
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'}
     ddp = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
-                          '--master_port', str(_free_port()), script, '--missing', str(data), str(out)],
+                          '--master_port', str(free_port()), script, '--missing', str(data), str(out)],
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
     single = subprocess.run([sys.executable, script, '--single', '--missing', str(data), str(out)], env=env, capture_output=True,

@@ -1,7 +1,8 @@
 "Mixed precision on the CPU, checkpoint and resume, weights-only loading, save_mtl/load_mtl, determinism."
 import warnings
 from unittest import mock
-import pytest, torch, numpy as np
+import pytest
+from conftest import require, torch, numpy as np
 from torch import nn
 from fastai.vision.all import ConvLayer, set_seed, SaveModelCallback
 from fastai_mtl.all import (make_shapes, shapes_dataloaders, mtl_learner, mtl_tabular_dataloaders, mtl_tabular_learner, save_mtl,
@@ -84,7 +85,7 @@ def test_save_mtl_image_round_trip(tiny_shapes, tmp_path):
     assert torch.equal(loaded.predict(files[1]).probs['marks'], learn.predict(files[1]).probs['marks'])
 
 def test_save_mtl_tabular_round_trip(tmp_path):
-    palmerpenguins = pytest.importorskip('palmerpenguins')
+    palmerpenguins = require('palmerpenguins')
     df = palmerpenguins.load_penguins()
     tasks = Tasks(CategoryTask('species'), CategoryTask('sex'), RegressionTask('body_mass_g'))
     dls = mtl_tabular_dataloaders(df, tasks, cat_names=['island'], cont_names=['bill_length_mm', 'bill_depth_mm', 'flipper_length_mm'], seed=0)

@@ -1,6 +1,7 @@
 "Soft sharing end to end: every sharing trains the shapes (images) or the penguins (tables) above chance, with gradient weightings, missing labels, fine_tune, export and mixed precision."
 import warnings
 import numpy as np, pandas as pd, pytest, torch
+from conftest import require
 import palmerpenguins
 from torch import nn
 from fastai.vision.all import ConvLayer, set_seed, load_learner, resnet18
@@ -56,7 +57,7 @@ def test_each_sharing_learns_every_task(shapes, name):
 @pytest.mark.parametrize('name', ['mmoe', 'mtan', 'cross_stitch'])
 def test_gradient_weighting_uses_the_shared_representation(shapes, name):
     "UPGrad weights the tasks at MMoE's experts' input and at MTAN's stages; cross-stitch falls back to the parameters, with a warning"
-    pytest.importorskip('torchjd')
+    require('torchjd')
     path, df = shapes
     tasks = image_tasks()
     dls = shapes_dataloaders(path, df.iloc[:96], tasks, bs=32)

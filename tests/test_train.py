@@ -1,6 +1,7 @@
 "End to end: `mtl_learner` + `fine_tune` on the generated shapes dataset, from scratch."
 import subprocess, sys
 import pytest
+from conftest import require
 import numpy as np, torch
 from torch import nn
 from fastai.vision.all import resnet18, set_seed
@@ -72,7 +73,7 @@ print(learn.tasks.names)
     assert "['shape', 'color', 'size', 'marks']" in out.stdout
 
 def test_timm_body_trains(shapes):
-    timm = pytest.importorskip('timm')
+    timm = require('timm')
     from fastai_mtl.all import create_mtl_body
     body = create_mtl_body('resnet10t', pretrained=False)
     assert type(body).__name__ == 'TimmBody'

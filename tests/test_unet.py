@@ -1,7 +1,8 @@
 "mtl_unet_learner: every weighting trains the mask above the trivial predictor; any input size; timm encoders; export; mixed precision; DDP."
-import json, os, socket, subprocess, sys, time, warnings
+import json, os, subprocess, sys, time, warnings
 from pathlib import Path
 import pytest, torch, numpy as np
+from conftest import require, free_port
 from fastai.vision.all import set_seed, load_learner, DataBlock, ImageBlock, ColReader, RandomSplitter
 from fastai_mtl.all import (MTLInterpretation, mtl_unet_learner, WEIGHTINGS, make_scenes, SCENE_CODES, Tasks, SegmentationTask, DepthTask, NormalsTask,
                             CategoryTask)
@@ -70,7 +71,7 @@ def test_scenes_segmentation_depth_normals_and_a_label(tmp_path, decoders):
     assert len(idx) == 3 and (losses[:-1] >= losses[1:]).all()
 
 def test_timm_encoder(rects):
-    pytest.importorskip('timm')
+    require('timm')
     tasks = rect_tasks()
     dls = rect_dls(tasks, rects)
     learn = mtl_unet_learner(dls, 'resnet18', tasks, pretrained=False, decoders='separate')
@@ -95,16 +96,11 @@ def test_to_amp_bf16(rects):
     assert np.isfinite(learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)).all()
     assert learn.history.df['valid_loss'].iloc[-1] < learn.history.df['valid_loss'].iloc[0]
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 def test_ddp_gloo_two_processes(tmp_path):
-    pytest.importorskip('accelerate')
+    require('accelerate')
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join([str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')])}
     ddp = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
-                          '--master_port', str(_free_port()), str(Path(__file__).parent/'ddp_unet.py'), str(tmp_path), 'equal', 'upgrad'],
+                          '--master_port', str(free_port()), str(Path(__file__).parent/'ddp_unet.py'), str(tmp_path), 'equal', 'upgrad'],
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
     r0,r1 = (json.loads((tmp_path/f'rank{r}.json').read_text()) for r in (0, 1))
