@@ -73,13 +73,24 @@ def test_export_with_weighting(small_shapes, tmp_path, name):
     assert type(loaded.loss_func.weighting) is type(learn.loss_func.weighting)
     assert torch.equal(loaded.loss_func.weighting.weights.cpu(), learn.loss_func.weighting.weights.cpu())
 
+class _PredDtypes(Callback):
+    "Record the dtype of the model's outputs and the gradient scale on every training batch"
+    def before_fit(self): self.dtypes,self.scales = set(),set()
+    def after_pred(self):
+        if not self.training: return
+        self.dtypes |= {p.dtype for p in self.pred}
+        if getattr(self.learn, 'scaler', None) is not None and self.learn.scaler.is_enabled(): self.scales.add(self.learn.scaler.get_scale())
+
 @pytest.mark.parametrize('name', ['upgrad', 'uncertainty', 'config'])
 def test_weighting_with_mixed_precision_callback(small_shapes, name):
-    "fastai's MixedPrecision (a no-op scaler without CUDA) goes through the weighting's scaled-gradient path"
-    learn = _learner(small_shapes, name).to_fp16()
+    "Real mixed precision on the CPU (`to_amp`, fp16 autocast and GradScaler): the weighting's scaled-gradient path runs (fastai's MixedPrecision does nothing on CPU)"
+    dtypes = _PredDtypes()
+    learn = _learner(small_shapes, name, cbs=dtypes).to_amp('fp16')
     with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         learn.fit(1, 1e-3)
+    assert torch.float16 in dtypes.dtypes, dtypes.dtypes                 # autocast really ran
+    assert dtypes.scales and min(dtypes.scales) > 1                      # and the gradients were scaled
     assert np.isfinite(learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)).all()
 
 class _SkipFirstValidation(Callback):
