@@ -1,8 +1,8 @@
 "Mixed precision on the CPU, checkpoint and resume, weights-only loading, save_mtl/load_mtl, determinism."
 import warnings
 from unittest import mock
-import pytest
-from conftest import require, torch, numpy as np
+import pytest, torch, numpy as np
+from conftest import require
 from torch import nn
 from fastai.vision.all import ConvLayer, set_seed, SaveModelCallback
 from fastai_mtl.all import (make_shapes, shapes_dataloaders, mtl_learner, mtl_tabular_dataloaders, mtl_tabular_learner, save_mtl,
