@@ -8,75 +8,33 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/all.html.md"""
 __all__ = []
 
 # %% ../nbs/98_all.ipynb #6cbd921a
-from .tasks import *
-from .data import *
-from .sources import *
-from .multimnist import *
-from .scenes import *
-from .model import *
-from .sharing import *
-from .loss import *
-from .metrics import *
-from .dense_data import *
-from .dense import *
-from .weighting import *
-from .learner import *
-from .tabular import *
-from .unet import *
-from .compare import *
-from .inference import *
-from .dense_show import *
-from .interpret import *
-from .serialize import *
-from .scale import *
-from .export import *
-from fastai_mtl import (
-    tasks,
-    data,
-    sources,
-    multimnist,
-    scenes,
-    model,
-    sharing,
-    loss,
-    metrics,
-    dense_data,
-    dense,
-    weighting,
-    learner,
-    tabular,
-    unet,
-    compare,
-    inference,
-    dense_show,
-    interpret,
-    serialize,
-    scale,
-    export,
-)
+import importlib
 
-# %% ../nbs/98_all.ipynb #55b8a94d
-__all__ = [name for mod in (
-    tasks,
-    data,
-    sources,
-    multimnist,
-    scenes,
-    model,
-    sharing,
-    loss,
-    metrics,
-    dense_data,
-    dense,
-    weighting,
-    learner,
-    tabular,
-    unet,
-    compare,
-    inference,
-    dense_show,
-    interpret,
-    serialize,
-    scale,
-    export,
-) for name in mod.__all__]
+_modules = (
+    'labels',
+    'tasks',
+    'data',
+    'sources',
+    'multimnist',
+    'scenes',
+    'model',
+    'sharing',
+    'loss',
+    'metrics',
+    'dense_data',
+    'dense',
+    'weighting',
+    'learner',
+    'tabular',
+    'unet',
+    'compare',
+    'inference',
+    'dense_show',
+    'interpret',
+    'serialize',
+    'scale',
+    'export',
+)
+_mods = [importlib.import_module(f'fastai_mtl.{m}') for m in _modules]
+__all__ = list(dict.fromkeys(name for mod in _mods for name in mod.__all__)) # tasks re-exports the labels' names
+globals().update({name: getattr(mod, name) for mod in _mods for name in mod.__all__})

@@ -21,7 +21,7 @@ from .dense_data import *
 from .dense import *
 from .unet import *
 from .inference import *
-from .tasks import _py
+from .labels import _py
 
 # %% ../nbs/10_serialize.ipynb #d3141222
 _task_attrs = dict(CategoryTask='vocab,sort', MultiCategoryTask='vocab,label_delim,thresh',

@@ -10,7 +10,7 @@ __all__ = ['combine_sources', 'label_coverage', 'AlternatingDL', 'alternate_batc
 # %% ../nbs/01b_sources.ipynb #73419403
 from fastai.vision.all import *
 from .tasks import *
-from .tasks import _task_tfm
+from .labels import _task_tfm
 from .data import *
 import numbers, math, itertools
 
