@@ -173,26 +173,25 @@ def _task_labels(samples): return all(hasattr(o, 'task') for o in samples[0][1:]
 
 def _dense(y, samples): return not isinstance(y, DenseTargets) and any(isinstance(o, TensorMask) for o in samples[0][1:])
 
+def _show_labelled(samples, outs, ctxs, max_n, nrows, ncols, figsize, **kwargs):
+    "Each sample's image with a line per task above it: the label, or truth / prediction when `outs` are given"
+    n = min(len(samples), max_n)
+    if ctxs is None: ctxs = labelled_grid(n, len(samples[0])-1, nrows, ncols, figsize)
+    for s,o,ctx in zip(samples[:n], [None]*n if outs is None else outs, ctxs):
+        s[0].show(ctx=ctx, **kwargs)
+        write_lines(ctx, label_lines(s[1:], o))
+    return ctxs
+
 # %% ../nbs/07_inference.ipynb #05692f26
 @dispatch
 def show_batch(x:TensorImage, y:tuple, samples, ctxs=None, max_n=10, nrows=None, ncols=None, figsize=None, **kwargs):
     if _dense(y, samples): return show_batch(x, DenseTargets(y), samples, ctxs=ctxs, max_n=max_n, nrows=nrows, ncols=ncols, figsize=figsize, **kwargs)
     if not _task_labels(samples): return show_batch.invoke(TensorImage, object, object)(x, y, samples, ctxs=ctxs, max_n=max_n, nrows=nrows, ncols=ncols, figsize=figsize, **kwargs)
-    n = min(len(samples), max_n)
-    if ctxs is None: ctxs = labelled_grid(n, len(samples[0])-1, nrows, ncols, figsize)
-    for s,ctx in zip(samples[:n], ctxs):
-        s[0].show(ctx=ctx, **kwargs)
-        write_lines(ctx, label_lines(s[1:]))
-    return ctxs
+    return _show_labelled(samples, None, ctxs, max_n, nrows, ncols, figsize, **kwargs)
 
 # %% ../nbs/07_inference.ipynb #d64b7e79
 @dispatch
 def show_results(x:TensorImage, y:tuple, samples, outs, ctxs=None, max_n=10, nrows=None, ncols=None, figsize=None, **kwargs):
     if _dense(y, samples): return show_results(x, DenseTargets(y), samples, outs, ctxs=ctxs, max_n=max_n, nrows=nrows, ncols=ncols, figsize=figsize, **kwargs)
     if not _task_labels(samples): return show_results.invoke(TensorImage, object, object, object)(x, y, samples, outs, ctxs=ctxs, max_n=max_n, nrows=nrows, ncols=ncols, figsize=figsize, **kwargs)
-    n = min(len(samples), max_n)
-    if ctxs is None: ctxs = labelled_grid(n, len(samples[0])-1, nrows, ncols, figsize)
-    for s,o,ctx in zip(samples[:n], outs, ctxs):
-        s[0].show(ctx=ctx, **kwargs)
-        write_lines(ctx, label_lines(s[1:], o))
-    return ctxs
+    return _show_labelled(samples, outs, ctxs, max_n, nrows, ncols, figsize, **kwargs)

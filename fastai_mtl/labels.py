@@ -82,8 +82,26 @@ def _check_valid(tfm, items, train_setup):
         f"so the model cannot learn them; the training labels are {_py(tfm.vocab)}. Put items with every label in the "
         "training set (e.g. a stratified split), or drop those rows")
 
+# %% ../nbs/00_labels.ipynb #7d416c94
+class _VocabLabels(DisplayedTransform):
+    "What the category and label-set transforms share: a vocab of the training labels (`_labels` of each item), checked against the data"
+    sort = True
+    def setup(self, items=None, train_setup=False):
+        super().setup(items, train_setup)
+        _check_valid(self, items, train_setup)
+
+    def setups(self, dsets):
+        if self.vocab is None and dsets is not None:
+            labels = list(dict.fromkeys(l for o in dsets if not is_missing(o) for l in self._labels(o)))
+            if not labels: raise _no_labels(self.task, dsets)
+            self.vocab = _vocab(self.task, labels, self.sort)
+            self._check_delim()
+        self.c = len(self.vocab)
+
+    def _check_delim(self): "Nothing to check for single labels"
+
 # %% ../nbs/00_labels.ipynb #ad002f1b
-class TaskCategorize(Categorize):
+class TaskCategorize(_VocabLabels, Categorize):
     "`Categorize` for task `task`: missing labels stay out of the vocab and encode as -1"
     kind = 'category'
     def __init__(self, vocab=None, sort=True, task=''):
@@ -91,16 +109,6 @@ class TaskCategorize(Categorize):
         self.task,self.given_vocab = task,vocab is not None
 
     def _labels(self, o): return [o]
-    def setup(self, items=None, train_setup=False):
-        super().setup(items, train_setup)
-        _check_valid(self, items, train_setup)
-
-    def setups(self, dsets):
-        if self.vocab is None and dsets is not None:
-            labels = L(o for o in dsets if not is_missing(o))
-            if not labels: raise _no_labels(self.task, dsets)
-            self.vocab = _vocab(self.task, labels, self.sort)
-        self.c = len(self.vocab)
 
     def encodes(self, o):
         if is_missing(o): return TensorCategory(-1)
@@ -111,7 +119,7 @@ class TaskCategorize(Categorize):
     def decodes(self, o): return named(Category('#na#' if o < 0 else self.vocab[o]), self.task)
 
 # %% ../nbs/00_labels.ipynb #2e7b953f
-class TaskMultiCategorize(DisplayedTransform):
+class TaskMultiCategorize(_VocabLabels):
     "One-hot encode task `task`'s label sets (lists or `label_delim`-separated strings); a missing set becomes NaNs"
     loss_func,order,kind = BCEWithLogitsLossFlat(),1,'multi-category'
     def __init__(self, vocab=None, label_delim=' ', task=''):
@@ -124,18 +132,6 @@ class TaskMultiCategorize(DisplayedTransform):
         if not is_iter(o): raise TypeError(
             f"Task '{self.task}': expected a list of labels or a string of labels separated by {self.label_delim!r}, got {_py(o)!r}")
         return list(o)
-
-    def setup(self, items=None, train_setup=False):
-        super().setup(items, train_setup)
-        _check_valid(self, items, train_setup)
-
-    def setups(self, dsets):
-        if self.vocab is None and dsets is not None:
-            labels = set().union(*(self._labels(o) for o in dsets if not is_missing(o)))
-            if not labels: raise _no_labels(self.task, dsets)
-            self.vocab = _vocab(self.task, list(labels))
-            self._check_delim()
-        self.c = len(self.vocab)
 
     def _check_delim(self):
         "Warn if some labels are other labels joined by a common delimiter that is not `label_delim`"
