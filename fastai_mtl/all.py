@@ -24,6 +24,7 @@ _modules = (
     'dense_data',
     'dense',
     'weighting',
+    'gradient_weighting',
     'learner',
     'tabular',
     'unet',

@@ -14,7 +14,7 @@ from fastai.vision.all import *
 from fastcore.script import call_parse, parse_cli, CliError
 from typing import Annotated
 import traceback, urllib.error
-from .weighting import WEIGHTINGS
+from .gradient_weighting import WEIGHTINGS
 from .tasks import *
 from .data import *
 from .learner import *

@@ -15,6 +15,7 @@ from .model import *
 from .loss import *
 from .metrics import *
 from .weighting import *
+from .gradient_weighting import *
 from .weighting import _synced
 
 # %% ../nbs/06_learner.ipynb #d00879a1
