@@ -28,6 +28,16 @@ def has_math(rel):
     "Does a markdown cell of notebook `rel` have TeX math (`$...$`)?"
     return any(re.search(r'\$[^$\s`][^$`]*\$', _src(c)) for c in _nb(rel)['cells'] if c['cell_type'] == 'markdown')
 
+_table_rule = re.compile(r'^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$', re.M)  # a Markdown table's |---|---| line
+
+def n_tables(rel):
+    "Number of Markdown tables notebook `rel` shows: in its markdown cells and the Markdown outputs of cells that are not hidden"
+    hidden = re.compile(r'^#\|\s*(hide\b|include:\s*false|output:\s*false)', re.M)
+    mds = [_src(c) for c in _nb(rel)['cells'] if c['cell_type'] == 'markdown']
+    mds += [''.join(o['data']['text/markdown']) for c in _nb(rel)['cells'] if c['cell_type'] == 'code' and not hidden.search(_src(c))
+            for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+    return sum(len(_table_rule.findall(md)) for md in mds)
+
 def n_figures(rel):
     "Number of figures notebook `rel` shows: image outputs of cells that are not hidden"
     hidden = re.compile(r'^#\|\s*(hide\b|include:\s*false|output:\s*false)', re.M)
@@ -38,7 +48,7 @@ def n_figures(rel):
 def site(tmp_path_factory):
     "The site, built into `_docs/` by the documented command (intermediate files in a temporary folder)"
     work, rels = tmp_path_factory.mktemp('docs_work'), doc_nbs(nbs)
-    figs = {r: n_figures(r) for r in rels}  # notebooks change while others work: what was built is what is checked
+    figs, tables = {r: n_figures(r) for r in rels}, {r: n_tables(r) for r in rels}  # notebooks change while others work: what was built is what is checked
     math = [r for r in rels if has_math(r)]
     def cpu(): return (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
     start, cpu0 = time.time(), cpu()
@@ -46,7 +56,7 @@ def site(tmp_path_factory):
                          capture_output=True, text=True, env={**os.environ, 'MPLBACKEND': 'Agg'}, cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
     return dict(path=site_dir, log=res.stdout + res.stderr, secs=time.time() - start, cpu=cpu() - cpu0,
-                rels=rels, figs=figs, math=math)
+                rels=rels, figs=figs, tables=tables, math=math)
 
 def test_build(site):
     "One page per notebook, no Sphinx warnings, well under two minutes of CPU (wall time depends on the machine's load)"
@@ -119,7 +129,9 @@ _page_js = """(async () => {
     heads: [...document.querySelectorAll('article h2, article h3, article h4')].map(h => [h.textContent, h.closest('section')?.id || '']),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     imgs: imgs.map(i => [i.src, i.naturalWidth]), math: document.querySelectorAll('article mjx-container').length,
-    text: document.body.textContent};
+    text: document.body.textContent, tables: document.querySelectorAll('article table').length,
+    prose: (a => { if (!a) return ''; a = a.cloneNode(true); a.querySelectorAll('pre, code, .highlight').forEach(e => e.remove());
+                   return a.innerText; })(document.querySelector('article'))};
 })()"""
 
 @pytest.fixture(scope='module')
@@ -141,7 +153,7 @@ def crawl(chromium, site, tmp_path_factory):
             for link in pages[p]['links']:
                 q = unquote(urlparse(urldefrag(link)[0]).path).lstrip('/')
                 if link.startswith(base) and q.endswith('.html') and q not in pages: todo.append(q)
-        yield dict(base=base, pages=pages, browser=browser, path=path, rels=site['rels'], figs=site['figs'], math=site['math'])
+        yield dict(base=base, pages=pages, browser=browser, path=path, rels=site['rels'], figs=site['figs'], tables=site['tables'], math=site['math'])
     finally:
         browser.close(); server.shutdown()
 
@@ -204,6 +216,15 @@ def test_figures(crawl):
         assert all(w > 0 for _, w in imgs), [s for s, w in imgs if not w]
         assert len(imgs) >= crawl['figs'][rel], (rel, len(imgs), crawl['figs'][rel])
     assert sum(crawl['figs'].values()) > 0
+
+def test_tables(crawl):
+    "Each page renders (at least) the Markdown tables its notebook has as HTML tables; no page shows table syntax as text"
+    pages, raw = crawl['pages'], re.compile(r'^\s*\|?\s*:?(-{3,}|—+):?\s*(\|\s*:?(-{3,}|—+):?\s*)+\|?\s*$', re.M)
+    for rel in crawl['rels']:
+        d = pages[f'{page_name(rel)}.html']
+        assert d['tables'] >= crawl['tables'][rel], (rel, d['tables'], crawl['tables'][rel])
+        assert not raw.search(d['prose']), (rel, raw.search(d['prose'])[0])
+    assert crawl['tables'][Path('benchmarks.ipynb')] > 3 and sum(crawl['tables'].values()) > 10
 
 def test_math(crawl):
     "TeX math in the notebooks' markdown is typeset by MathJax, which is served with the site (no network)"

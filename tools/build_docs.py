@@ -247,7 +247,7 @@ a.sd-source { float: right; font-size: smaller; }
 def sphinx_conf(cfg):
     "Sphinx settings for the site"
     return dict(project=cfg.title, html_title=cfg.title, extensions=['myst_nb', 'sphinx-mathjax-offline', 'build_docs'],
-                nb_execution_mode='off', myst_enable_extensions=['colon_fence', 'attrs_block', 'dollarmath', 'amsmath'],
+                nb_execution_mode='off', nb_render_markdown_format='myst', myst_enable_extensions=['colon_fence', 'attrs_block', 'dollarmath', 'amsmath'],
                 myst_all_links_external=True, html_theme='furo', html_static_path=['_static'], html_css_files=['docs.css'],
                 html_show_sourcelink=False, html_copy_source=False, suppress_warnings=['myst.header'])
 
