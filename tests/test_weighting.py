@@ -35,9 +35,42 @@ def test_every_weighting_learns_every_task(small_shapes, name):
     assert final['color_accuracy'] > 0.8, final        # chance 1/3
     assert final['marks_accuracy_multi'] > 0.65, final # each mark present half the time
     assert final['size_mae'] < 0.85*mean_mae, (final, mean_mae)
-    if learn.loss_func.weighting.dynamic:
-        w = learn.history.df[[f'w_{t}' for t in ('shape', 'color', 'size', 'marks')]].values
-        assert np.isfinite(w).all() and (w >= 0).all()
+    _weights_move_as_the_paper_says(learn, name)
+
+_names = ('shape', 'color', 'size', 'marks')
+_sum_one, _inverse_to_loss = ('rlw', 'famo', 'imtl_g'), ('uncertainty', 'gls', 'log', 'famo')
+
+def _weights_move_as_the_paper_says(learn, name):
+    "The weights `name` used at every training batch (4 epochs) differ from the static ones as its method defines them"
+    wg, df = learn.loss_func.weighting, learn.history.df
+    if name in ('static', 'equal'): return assert_static(wg)
+    ws, n = torch.stack(learn.history.weights), len(learn.dls.train)
+    epochs = ws.view(4, n, 4)
+    assert torch.isfinite(ws).all() and (ws >= 0).all(), ws
+    train = torch.tensor(df[[f'train_{t}_loss' for t in _names]].values[-1])
+    if name in _inverse_to_loss: # w_i grows as L_i falls: 1/(2 sigma_i^2) with sigma_i^2 -> L_i, G/(n L_i), 1/L_i, z_i/(c L_i)
+        assert ws[-1, train.argmin()] > 1.1*ws[-1, train.argmax()], (ws[-1], train)
+    if name in _sum_one: assert torch.allclose(ws.sum(1), torch.ones(len(ws)), atol=1e-4), ws.sum(1)
+    if name == 'uncertainty': assert torch.equal(ws[0], torch.full((4,), 0.5)) and (ws[-1] - 0.5).abs().max() > 0.05   # sigma_i = 1 at first
+    elif name == 'rlw': assert (ws.std(0) > 0.1).all(), ws.std(0)                      # a new random draw every batch
+    elif name in ('dwa', 'metric_inverse'):                                              # one set of weights per epoch, set from the last ones
+        assert (epochs == epochs[:, :1]).all(), 'weights changed within an epoch'
+        assert torch.allclose(ws.sum(1), torch.full((len(ws),), 4.)), ws.sum(1)
+        warm = 2 if name == 'dwa' else 1                                                 # DWA needs two epochs' losses, metric_inverse one validation
+        assert (epochs[:warm] == 1).all() and (epochs[warm:, 0] - 1).abs().max() > 0.02, epochs[:, 0]
+        if name == 'metric_inverse':
+            valid = torch.tensor(df[[f'{t}_loss' for t in _names]].values[-2], dtype=torch.float)
+            assert torch.allclose(epochs[-1, 0], 4*valid/valid.sum(), rtol=1e-4), (epochs[-1, 0], valid)
+    elif name in ('graddrop', 'config'): assert wg.level == 'parameter'                  # they combine gradients, not weights (recorded as ones)
+    else:
+        if name == 'dualproj': assert (ws - 0.25).abs().max() > 1e-3, ws                 # the mean, projected when it conflicts with a task
+        else: assert (ws.std(0) > 1e-3).any(), ws.std(0)                                 # the aggregator's weights follow the gradients
+        if name in ('upgrad', 'dualproj'): assert (ws >= 0.25 - 1e-4).all(), ws.min(0)  # projections onto the dual cone: at least the mean's 1/T
+        if name == 'pcgrad': assert (ws >= 1 - 1e-4).all(), ws.min(0)                    # a projection only adds to a conflicting task's gradient
+
+def assert_static(wg):
+    "A static weighting: no recorded weights, the task weights (all 1 here) at every batch"
+    assert not wg.dynamic and torch.equal(wg.weights.cpu(), torch.ones(4))
 
 @pytest.mark.parametrize('name', ['uncertainty', 'upgrad', 'config'])
 def test_weighting_with_fine_tune(small_shapes, name):
