@@ -44,13 +44,14 @@ def test_penguins_beat_constant_guesses(penguins):
     assert valid.sex.isna().any() and valid.body_mass_g.isna().any(), "the validation rows should have missing labels"
     preds = learn.predict_df(valid)
     known_sex, known_mass = valid.sex.notna(), valid.body_mass_g.notna()
-    for name, right in (('species', preds.species == valid.species), ('sex', (preds.sex == valid.sex)[known_sex])):
+    # Measured with this seed: species 0.96 (majority 0.49), sex 0.82 (majority 0.40), mass MAE 0.43 of the mean's
+    for name, right, least in (('species', preds.species == valid.species, 0.9), ('sex', (preds.sex == valid.sex)[known_sex], 0.7)):
         majority = train[name].mode()[0]
         baseline = (valid[name] == majority)[valid[name].notna()].mean()
-        assert right.mean() > baseline + 0.1, (name, right.mean(), baseline)
+        assert right.mean() > max(least, baseline + 0.1), (name, right.mean(), baseline)
     mae = (preds.body_mass_g - valid.body_mass_g)[known_mass].abs().mean()
     mean_mae = (train.body_mass_g.mean() - valid.body_mass_g)[known_mass].abs().mean()
-    assert mae < 0.6*mean_mae, (mae, mean_mae)
+    assert mae < 0.55*mean_mae, (mae, mean_mae)
     recorded = learn.history.df.iloc[-1]
     assert recorded.species_accuracy == pytest.approx((preds.species == valid.species).mean())
 

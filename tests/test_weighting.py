@@ -31,9 +31,11 @@ def test_every_weighting_learns_every_task(small_shapes, name):
     final = learn.history.df.iloc[-1]
     dls = learn.dls
     mean_mae = (dls.valid_ds.items['size'] - dls.train_ds.items['size'].mean()).abs().mean()
-    assert final['shape_accuracy'] > 0.45, final       # chance 1/3
-    assert final['color_accuracy'] > 0.8, final        # chance 1/3
-    assert final['marks_accuracy_multi'] > 0.65, final # each mark present half the time
+    # Thresholds below the lowest of the 19 weightings measured with this seed (shape 0.57 by mgda, colour 0.95, marks 0.79,
+    # size MAE 0.81 of the mean's): chance is 1/3, 1/3, 0.5 and 1.0
+    assert final['shape_accuracy'] > 0.5, final
+    assert final['color_accuracy'] > 0.9, final
+    assert final['marks_accuracy_multi'] > 0.72, final
     assert final['size_mae'] < 0.85*mean_mae, (final, mean_mae)
     _weights_move_as_the_paper_says(learn, name)
 
