@@ -11,7 +11,7 @@ __all__ = ['Task', 'CategoryTask', 'MultiCategoryTask', 'Destandardize', 'Regres
 
 # %% ../nbs/00_tasks.ipynb #0d71f478
 from fastai.vision.all import *
-import numbers
+import numbers, weakref
 from math import nan
 from .labels import *
 from .labels import _no_labels, _encoded_targets, _py, _task_tfm
@@ -197,9 +197,15 @@ class Tasks:
             f"{[f'{t.name}:{t.kind}' for t in self]}: build the DataLoaders and the learner from the same `Tasks`")
         return tls
 
+    _source = None # A weak reference to the `DataLoaders` the tasks were last set up from
+
     def setup(self, dls):
-        "Let each task read its vocab, number of outputs and statistics from the training set of `dls`"
+        "Let each task read its vocab, number of outputs and statistics from the training set of `dls`, once per `dls`"
+        if self._source is not None and self._source() is dls: return
         for task,tl in zip(self, self.targets(dls)): task.setup(tl)
+        self._source = weakref.ref(dls)
+
+    def __getstate__(self): return {k:v for k,v in self.__dict__.items() if k != '_source'} # pickles keep no link to the data
 
     def check(self, dls):
         "Raise an error naming the task if `dls` does not have the tasks as they were set up: names, kinds and classes"
