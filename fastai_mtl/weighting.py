@@ -112,6 +112,9 @@ class DynamicWeightAverage(Weighting):
             rate = self.epoch_losses[-1]/self.epoch_losses[-2].clamp_min(1e-12)
             self.rate_weights.copy_(self.n*F.softmax(rate/self.temp, 0))
 
+    def get_extra_state(self): return dict(epoch_losses=self.epoch_losses[-2:]) # saved with the loss: a resumed run has the last two epochs
+    def set_extra_state(self, state): self.epoch_losses = list(state['epoch_losses'])
+
 # %% ../nbs/05_weighting.ipynb #6a4a7304
 class FAMO(Weighting):
     "FAMO, Liu et al. (2023), fast adaptive multitask optimization: O(1) logit update from the change in log-losses"
@@ -146,7 +149,8 @@ class FAMO(Weighting):
             self.logits.grad = None
         self.prev = (losses, lab)
 
-    def before_fit(self, learn): self.prev = None
+    def get_extra_state(self): return dict(opt=self.opt.state_dict(), prev=self.prev) # saved with the loss: a resumed run goes on exactly
+    def set_extra_state(self, state): self.opt.load_state_dict(state['opt']); self.prev = state['prev']
 
 # %% ../nbs/05_weighting.ipynb #1053c127
 class MetricInverseWeighting(Weighting):

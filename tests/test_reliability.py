@@ -37,7 +37,7 @@ def test_cpu_autocast(tiny_shapes, mode, weighting):
     assert np.isfinite(df.drop(columns=['fit', 'epoch']).values.astype(float)).all(), df
     if mode == 'fp16': assert learn.loss_func.weighting.grad_scale >= 2.   # the GradScaler's scale (65536, halved on overflows) reached the weighting
 
-@pytest.mark.parametrize('weighting', ['static', 'uncertainty'])
+@pytest.mark.parametrize('weighting', ['static', 'uncertainty', 'dwa', 'famo', 'metric_inverse'])
 def test_resume_equals_uninterrupted(tiny_shapes, tmp_path, weighting):
     learn = _learner(tiny_shapes, weighting, path=tmp_path)
     full = _fit(learn, 3, 1e-2, cbs=[SeedEachEpoch(7), SaveModelCallback(monitor='shape_accuracy', every_epoch=True, with_opt=True)])
