@@ -11,18 +11,22 @@ from fastai.vision.all import ConvLayer, set_seed, rank_distrib, num_distrib
 from fastai.distributed import *
 from fastai_mtl.all import (make_shapes, # fastai_mtl.scale lets fastai's DistributedDL run with gloo on CPUs
                             shapes_dataloaders, mtl_learner, Tasks, CategoryTask, RegressionTask,
-                            MultiCategoryTask)
+                            MultiCategoryTask, MMoE, MTAN)
 
 BS = 16 # Per process: the single-process reference uses 2*BS
 
-def arch(): return nn.Sequential(ConvLayer(3, 8, stride=2, norm_type=None), ConvLayer(8, 16, stride=2, norm_type=None), nn.AdaptiveAvgPool2d(1))
+def arch(): return nn.Sequential(ConvLayer(3, 8, stride=2, norm_type=None), nn.Sequential(ConvLayer(8, 16, stride=2, norm_type=None)),
+                                 nn.Sequential(ConvLayer(16, 16, norm_type=None)), nn.AdaptiveAvgPool2d(1))
+SHARINGS = dict(mmoe=lambda: MMoE(n_experts=2, expert_size=16), mtan=MTAN)   # `weighting@sharing` on the command line
 
 def interleaved(n, bs, world=2):
     "Item order whose batches of `world*bs` hold what the `world` processes see in their batches of `bs` (contiguous shards)"
     shard = n//world
     return [s*shard + k*bs + i for k in range(shard//bs) for s in range(world) for i in range(bs)]
 
-def learner(path, weighting, single):
+def learner(path, run, single):
+    "The learner of `run`: a weighting name, or `weighting@sharing` for a soft sharing of the body"
+    weighting, _, sharing = run.partition('@')
     df = make_shapes(path, n=160, img_size=32, seed=3)
     tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks'))
     dls = shapes_dataloaders(path, df, tasks, bs=BS*(2 if single else 1), shuffle=False, num_workers=0)
@@ -30,7 +34,8 @@ def learner(path, weighting, single):
         idxs = interleaved(len(dls.train_ds), BS)
         dls.train.get_idxs = lambda: idxs
     set_seed(42)
-    return mtl_learner(dls, arch(), tasks, pretrained=False, weighting=weighting, lin_ftrs=[], ps=0., first_bn=False)
+    return mtl_learner(dls, arch(), tasks, pretrained=False, weighting=weighting, lin_ftrs=[], ps=0., first_bn=False,
+                       sharing=SHARINGS[sharing]() if sharing else None)
 
 def checksum(learn):
     "Sum and sum of squares of the model's and loss function's parameters"
