@@ -24,7 +24,7 @@ from .inference import *
 from .labels import _py
 
 # %% ../nbs/10_serialize.ipynb #d3141222
-_task_attrs = dict(CategoryTask='vocab,sort', MultiCategoryTask='vocab,label_delim,thresh',
+_task_attrs = dict(CategoryTask='vocab,sort', BinaryTask='vocab,pos_label,thresh', MultiCategoryTask='vocab,label_delim,thresh',
                    RegressionTask='n_out,y_range,standardize,mean,std', SegmentationTask='codes,void', NormalsTask='unit_tol',
                    PixelRegressionTask='n_out,png_scale,standardize,n_stats,mean,std', DepthTask='png_scale,standardize,n_stats,mean,std')
 
@@ -53,7 +53,7 @@ def task_from_dict(d:dict)->Task:
     if cls in ('SegmentationTask', 'NormalsTask'): return globals()[cls](**d)
     if cls == 'CategoryTask': d['sort'] = False # The vocab is stored in its order
     task = globals()[cls](**d)
-    task.n_out = len(task.vocab)
+    task.n_out = 1 if cls == 'BinaryTask' else len(task.vocab) # one logit for a binary task
     task.vocab = CategoryMap(task.vocab, sort=False)
     return task
 
