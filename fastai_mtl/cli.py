@@ -149,7 +149,7 @@ def train(
     arch_fn = get_arch(arch)
     set_seed(seed, reproducible=True)
     with staged_output(out) as tmp:
-        with model_errors(arch, pretrained): learn = cli_learner(dls, tasks, arch_fn, pretrained=pretrained, weighting=weighting, path=tmp)
+        with model_errors(arch, pretrained): learn = cli_learner(dls, arch_fn, tasks, pretrained=pretrained, weighting=weighting, path=tmp)
         if lr == 'auto': lr = learn.lr_find(show_plot=False).valley
         print(f'fine_tune({epochs}, {lr:.2e}) of {arch} on {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, tasks {list(tasks.names)}')
         learn.fine_tune(epochs, lr)
@@ -201,9 +201,10 @@ def predict(
 @call_parse
 def compare(
     csv:str, # CSV with one row per image: a column of image paths and one column per task
-    task:Annotated[str, "A task as COLUMN or COLUMN:KIND (category, multicategory, regression); repeat it for each task", {'action':'append'}]=None,
+    task:Annotated[str, f"A task as COLUMN or COLUMN:KIND ({', '.join(TASK_KINDS)}); repeat it for each task", {'action':'append'}]=None,
+    codes:Annotated[str, "Codes of a segmentation task, one per line: FILE, or TASK=FILE for one of several", {'action':'append'}]=None,
     x:str='fname', # Column of image paths
-    folder:str=None, # Folder the image paths are relative to; the CSV's folder by default
+    folder:str=None, # Folder the image (and dense target) paths are relative to; the CSV's folder by default
     arch:str='resnet34', # torchvision/fastai architecture name, or timm model name
     epochs:int=5, # Epochs of the schedule (after the frozen one of fine_tune)
     lr:float=2e-3, # Learning rate of every learner
@@ -219,10 +220,10 @@ def compare(
 ):
     "Compare single-task models with the multi-task model on a CSV of image paths and labels"
     if weighting is not None and weighting not in WEIGHTINGS: raise CliError(f"--weighting {weighting}: use one of {WEIGHTINGS}")
-    dls,tasks = csv_dataloaders(csv, task, x, folder, valid_col, valid_pct, bs, size, seed)
+    dls,tasks = csv_dataloaders(csv, task, x, folder, valid_col, valid_pct, bs, size, seed, codes)
     arch_fn = get_arch(arch)
     with staged_output(out) as tmp, model_errors(arch, pretrained):
-        res = compare_single_task(dls, tasks, arch_fn, epochs=epochs, lr=lr, schedule=schedule, weighting=weighting, seed=seed,
+        res = compare_single_task(dls, tasks, arch_fn, learner=cli_learner, epochs=epochs, lr=lr, schedule=schedule, weighting=weighting, seed=seed,
                                   pretrained=pretrained, path=tmp)
         res.table.to_csv(tmp/'metrics.csv', index_label='metric')
         res.costs.to_csv(tmp/'costs.csv')

@@ -124,8 +124,8 @@ def csv_dataloaders(csv, task, x='fname', folder=None, valid_col=None, valid_pct
     try: return dblock.dataloaders(df, bs=bs), tasks
     except ValueError as e: raise CliError(str(e)) from None
 
-def cli_learner(dls, tasks, arch, **kwargs)->MTLLearner:
-    "`mtl_unet_learner` when a task is dense (segmentation, depth, normals...), else `mtl_learner`, with `kwargs`"
+def cli_learner(dls, arch, tasks, **kwargs)->MTLLearner:
+    "`mtl_unet_learner` when a task is dense (segmentation, depth, normals...), else `mtl_learner`, with `kwargs`; a `learner` for `compare_single_task`"
     return (mtl_unet_learner if any(t.dense for t in tasks) else mtl_learner)(dls, arch, tasks, **kwargs)
 
 # %% ../nbs/14a_cli_data.ipynb #175a5710
