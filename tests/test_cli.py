@@ -225,10 +225,12 @@ def test_dense_bad_target_exits_1_without_traceback(scenes, tmp_path):
         f"--task seg:segmentation): Task 'seg': the target '{scenes}{os.sep}{os.path.relpath(tmp_path/'t.png', scenes)}' has values [9] that are not class ids of the 6 codes (0 to 5) nor the void value 255"]
     assert not (tmp_path/'never').exists()
 
-@pytest.mark.parametrize('out,message', [(None, "give --out FOLDER: this model has dense tasks ['seg', 'depth', 'normals']"),
-                                          ('preds.csv', "preds.csv: this model has dense tasks ['seg', 'depth', 'normals'], so --out must be a folder")])
-def test_dense_predict_needs_a_folder(scenes, dense_model, tmp_path, monkeypatch, out, message):
-    args = [] if out is None else ['--out', str(tmp_path/out)]
+@pytest.mark.parametrize('args,message', [([], "give --out FOLDER: this model has dense tasks ['seg', 'depth', 'normals']"),
+    (['--out', 'preds.csv'], "--out preds.csv: this model has dense tasks ['seg', 'depth', 'normals'], so --out must be a folder"),
+    (['--out', 'preds', '--depth-format', 'tiff'], "--depth-format tiff: use 'npy' (float32) or 'png' (16-bit, the task's png_scale steps per unit)")])
+def test_dense_predict_bad_arguments(scenes, dense_model, tmp_path, monkeypatch, args, message):
+    "A model with dense tasks writes into a folder: refused before anything is written"
+    monkeypatch.chdir(tmp_path)
     msg = _exits(monkeypatch, 'predict', str(dense_model/'model.pkl'), str(scenes/'images'/'00000.png'), *args)
     assert msg.startswith('fastai-mtl predict: ') and message in msg, msg
     assert not list(tmp_path.iterdir())
