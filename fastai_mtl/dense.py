@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/dense.html.md"""
 # %% auto #0
 __all__ = ['PixelMean', 'AbsErr', 'RelErr', 'ConfusionMatrix', 'class_iou', 'MeanIoU', 'PixelAccuracy', 'angle_errors',
            'MeanAngle', 'AngleWithin', 'MedianAngle', 'CosineLoss', 'DenseTask', 'SegmentationTask',
-           'PixelRegressionTask', 'DepthTask', 'NormalsTask', 'check_dense']
+           'PixelRegressionTask', 'DepthTask', 'NormalsTask', 'dense_errors', 'check_dense']
 
 # %% ../nbs/04b_dense.ipynb #1375c543
 from fastai.vision.all import *
@@ -228,11 +228,15 @@ class NormalsTask(DenseTask):
         return torch.where(mask, losses, 0.), mask
 
 # %% ../nbs/04b_dense.ipynb #c09148c3
+def dense_errors(get, n:int):
+    "`(i, error)` for each `i` < `n` whose item `get(i)` (the image, then targets) has a dense target that cannot be read or does not fit the image"
+    align = AlignTargets()
+    for i in range(n):
+        try: align(get(i))
+        except (ValueError, TypeError) as e: yield i,e
+
 def check_dense(dls, max_items:int=None):
     "Read every item of the training and validation sets of `dls` as the first item transforms do; raise one error listing the bad dense targets"
-    errors,align = [],AlignTargets()
-    for name,ds in (('training', dls.train_ds), ('validation', dls.valid_ds)):
-        for i in range(min(len(ds), ifnone(max_items, len(ds)))):
-            try: align(ds[i])
-            except (ValueError, TypeError) as e: errors.append(f'{name} item {i}: {e}')
+    errors = [f'{name} item {i}: {e}' for name,ds in (('training', dls.train_ds), ('validation', dls.valid_ds))
+              for i,e in dense_errors(ds.__getitem__, min(len(ds), ifnone(max_items, len(ds))))]
     if errors: raise ValueError(f"{len(errors)} item(s) have bad targets:\n" + '\n'.join(errors[:20]) + ('\n...' if len(errors) > 20 else ''))

@@ -56,13 +56,13 @@ def _value_range(*ts):
     return dict(vmin=v.min().item(), vmax=v.max().item()) if len(v) else {}
 
 # %% ../nbs/07a_dense_show.ipynb #8d2dbbf2
-def _draw(sample, ctxs, outs=None):
-    "Draw one sample on its row `ctxs`: the image with the image-level lines, then truth (and prediction) per dense task"
+def _draw(sample, ctxs, outs=None, lines=()):
+    "Draw one sample on its row `ctxs`: the image with the image-level lines (then `lines`), then truth (and prediction) per dense task"
     img,parts = sample[0],sample[1:]
     dense = [i for i,o in enumerate(parts) if isinstance(o, TensorMask)]
     labels = [i for i in range(len(parts)) if i not in dense]
     img.show(ctx=ctxs[0])
-    write_lines(ctxs[0], label_lines([parts[i] for i in labels], None if outs is None else [outs[i] for i in labels]))
+    write_lines(ctxs[0], label_lines([parts[i] for i in labels], None if outs is None else [outs[i] for i in labels]) + list(lines))
     ctxs = iter(ctxs[1:])
     for i in dense:
         shown = [parts[i]] if outs is None else [parts[i], outs[i]]
@@ -72,10 +72,10 @@ def _draw(sample, ctxs, outs=None):
             show_panel(o, img, ctx, **scale)
             ctx.set_title(f'{getattr(parts[i], "task", "")}{what}', fontsize=8)
 
-def _rows(samples, n, per_task, figsize):
-    "A grid of `n` rows, the image and `per_task` panels per dense task in each, as a list of rows"
+def _rows(samples, n, per_task, figsize, n_extra=0):
+    "A grid of `n` rows, the image and `per_task` panels per dense task in each, as a list of rows; room for `n_extra` more lines of text"
     n_dense = sum(isinstance(o, TensorMask) for o in samples[0][1:])
-    n_lines = len(samples[0]) - 1 - n_dense
+    n_lines = len(samples[0]) - 1 - n_dense + n_extra
     cols = 1 + per_task*n_dense
     axs = labelled_grid(n*cols, n_lines, nrows=n, ncols=cols, figsize=figsize)
     return [axs[r*cols:(r+1)*cols] for r in range(n)]

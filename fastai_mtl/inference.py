@@ -110,6 +110,14 @@ def predict(self:MTLLearner,
     return (detuplify(dec[:n]), res) if with_input else res
 
 # %% ../nbs/07_inference.ipynb #b8fe6cf8
+def _columns(tasks, preds, dec, with_probs=False)->dict:
+    "Each task's column of labels from its decoded predictions `dec`, and its probability columns of `preds` if `with_probs`"
+    cols = {}
+    for t,p,d in zip(tasks, preds, dec):
+        cols[t.name] = t.labels(d)
+        if with_probs: cols.update(t.prob_columns(p))
+    return cols
+
 @patch
 def predict_df(self:MTLLearner,
     items, # A DataFrame or a list of items (e.g. image file names)
@@ -121,11 +129,7 @@ def predict_df(self:MTLLearner,
     first = items.iloc[0] if isinstance(items, pd.DataFrame) else items[0]
     dl = _test_dl(self.dls, items, first, rm_type_tfms, 'predict_df', **kwargs)
     preds,_,dec = self.get_preds(dl=dl, with_decoded=True)
-    cols = {}
-    for t,p,d in zip(self.tasks, preds, dec):
-        cols[t.name] = t.labels(d)
-        if with_probs: cols.update(t.prob_columns(p))
-    return pd.DataFrame(cols, index=items.index if isinstance(items, pd.DataFrame) else None)
+    return pd.DataFrame(_columns(self.tasks, preds, dec, with_probs), index=items.index if isinstance(items, pd.DataFrame) else None)
 
 # %% ../nbs/07_inference.ipynb #4786dd8c
 def _fmt(label):

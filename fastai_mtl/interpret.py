@@ -15,6 +15,7 @@ from .learner import *
 from .inference import *
 from math import nan
 from .dense import SegmentationTask, class_iou
+from .dense_show import _rows, _draw
 
 # %% ../nbs/08_interpret.ipynb #f909a985
 class MTLInterpretation(Interpretation):
@@ -68,19 +69,31 @@ def top_losses(self:MTLInterpretation,
     return top, idx
 
 # %% ../nbs/08_interpret.ipynb #f14ba1e5
+def _name_dense(samples, tasks):
+    "Give the dense targets of `samples` their task's name and codes, which targets gathered by `get_preds` lack"
+    for s in samples:
+        for o,t in zip(s[1:], tasks):
+            if t.dense: o.task,o.codes = t.name,getattr(t, 'codes', None)
+    return samples
+
 @patch
 def plot_top_losses(self:MTLInterpretation, k:int=9, largest:bool=True, task:str|int=None, nrows=None, ncols=None, figsize=None, **kwargs):
-    "Show the `k` items with the largest (or smallest) combined or `task` loss, with every task's truth / prediction"
+    "Show the `k` items with the largest (or smallest) combined or `task` loss, with every task's truth / prediction (dense tasks: a row per item)"
     losses,idx = self.top_losses(k, largest, task=task)
     inps,_,targs,decoded,_ = self[idx]
     _,_,its = self.dl._pre_show_batch(tuplify(inps) + tuplify(targs), max_n=len(idx))
     _,_,outs = self.dl._pre_show_batch(tuplify(inps) + tuplify(decoded), max_n=len(idx))
     n_inp = self.dl.n_inp
-    axs = labelled_grid(len(idx), len(self.tasks)+1, nrows, ncols, figsize)
     name = 'loss' if task is None else f'{self._task(task)[1].name} loss'
-    for ax,s,o,l in zip(axs, its, outs, losses):
+    loss_lines = [[(f'{name}: {l.item():.3g}', 'black')] for l in losses]
+    if any(t.dense for t in self.tasks):   # the dense panels of `show_results`
+        rows = _rows(its, len(idx), 2, figsize, n_extra=1)
+        for s,o,row,l in zip(_name_dense(its, self.tasks), outs, rows, loss_lines): _draw(s, row, o[n_inp:], l)
+        return rows
+    axs = labelled_grid(len(idx), len(self.tasks)+1, nrows, ncols, figsize)
+    for ax,s,o,l in zip(axs, its, outs, loss_lines):
         s[0].show(ctx=ax, **kwargs)
-        write_lines(ax, label_lines(s[n_inp:], o[n_inp:]) + [(f'{name}: {l.item():.3g}', 'black')])
+        write_lines(ax, label_lines(s[n_inp:], o[n_inp:]) + l)
     return axs
 
 # %% ../nbs/08_interpret.ipynb #51517341

@@ -1,9 +1,9 @@
 "The `fastai-mtl` command, run as a user would."
-import io, subprocess, sys
+import io, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest, torch
-import fastai_mtl.cli
+import fastai_mtl.cli, fastai_mtl.cli_data
 from fastai_mtl.cli import main
 
 cli = str(Path(sys.executable).parent/'fastai-mtl')
@@ -118,7 +118,7 @@ def _bug(*args, **kwargs): raise RuntimeError('a bug')
                                            (_bad_value, "Task 'shape': a clear message"), (_bug, None)])
 def test_only_a_failed_download_blames_the_weights(labelled, tmp_path, monkeypatch, build, message):
     "Any error while building the model used to become 'could not load pretrained weights... use --no-pretrained'"
-    monkeypatch.setattr(fastai_mtl.cli, 'mtl_learner', build)
+    monkeypatch.setattr(fastai_mtl.cli_data, 'mtl_learner', build)
     monkeypatch.setattr(sys, 'argv', ['fastai-mtl', 'train', str(labelled/'labels.csv'), '--task', 'shape', '--arch', 'resnet18',
                                       '--size', '32', '--out', str(tmp_path/'m')])
     if message is None:
@@ -127,3 +127,110 @@ def test_only_a_failed_download_blames_the_weights(labelled, tmp_path, monkeypat
     with pytest.raises(SystemExit) as e: main()
     assert message in str(e.value.code), e.value.code
     assert ('--no-pretrained' in str(e.value.code)) == (build is _no_download)
+
+# Dense tasks: generated scenes (an image, a mask, a 16-bit PNG depth map and normals per row) at 32 px
+import numpy as np
+from PIL import Image
+from fastai_mtl.scenes import make_scenes, SCENE_CODES
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    "A folder with data.csv (image, seg, depth, normals, scene...) and codes.txt"
+    path = tmp_path_factory.mktemp('scenes')
+    make_scenes(path, n=16, img_size=32, seed=2, depth_format='png').to_csv(path/'data.csv', index=False)
+    (path/'codes.txt').write_text('\n'.join(SCENE_CODES) + '\n')
+    return path
+
+DENSE = ['--task', 'seg:segmentation', '--task', 'depth:depth', '--task', 'normals:normals', '--task', 'scene', '--x', 'image']
+
+@pytest.fixture(scope='module')
+def dense_model(scenes, tmp_path_factory):
+    "`fastai-mtl train` with dense tasks, as a subprocess: the output folder"
+    out = tmp_path_factory.mktemp('dense')/'model'
+    res = run('train', str(scenes/'data.csv'), *DENSE, '--codes', str(scenes/'codes.txt'), '--arch', 'resnet18', '--no-pretrained',
+              '--epochs', '0', '--lr', '1e-2', '--bs', '8', '--size', '32', '--valid-pct', '0.25', '--out', str(out))
+    assert res.returncode == 0, res.stderr
+    return out
+
+def test_dense_train_writes_unet_model_and_history(dense_model):
+    assert sorted(p.name for p in dense_model.iterdir()) == ['.fastai-mtl-output', 'history.csv', 'losses.png', 'model.pkl', 'results.png']
+    history = pd.read_csv(dense_model/'history.csv')
+    assert {'seg_miou', 'seg_pixel_accuracy', 'depth_abs_err', 'normals_mean_angle', 'scene_accuracy'} <= set(history.columns)
+    assert len(history) == 1
+
+def test_dense_predict_writes_maps_at_each_image_size(scenes, dense_model, tmp_path):
+    Image.open(scenes/'images'/'00002.png').resize((40, 48)).save(tmp_path/'wide.png')   # not the training size
+    images = [str(scenes/'images'/'00000.png'), str(scenes/'images'/'00001.png'), str(tmp_path/'wide.png')]
+    out = tmp_path/'preds'
+    res = run('predict', str(dense_model/'model.pkl'), *images, '--out', str(out), '--depth-format', 'png', '--probs')
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['.fastai-mtl-output', 'depth', 'normals', 'predictions.csv', 'seg']
+    preds = pd.read_csv(out/'predictions.csv')
+    assert preds['image'].tolist() == images and list(preds.columns[:5]) == ['image', 'seg', 'depth', 'normals', 'scene']
+    assert preds['seg'].tolist() == ['seg/00000.png', 'seg/00001.png', 'seg/wide.png'] and 'scene_prob_box' in preds.columns
+    assert preds['scene'].isin(['sphere', 'box', 'cylinder']).all()
+    for img,seg,depth,normals in preds[['image', 'seg', 'depth', 'normals']].values:
+        w,h = Image.open(img).size
+        mask = np.asarray(Image.open(out/seg))
+        assert mask.shape == (h, w) and mask.min() >= 0 and mask.max() < len(SCENE_CODES)
+        d = Image.open(out/depth)
+        assert d.size == (w, h) and d.mode.startswith('I') and np.asarray(d).min() >= 1   # 16-bit millimetres, none 0 (unknown)
+        n = np.load(out/normals)
+        assert n.shape == (h, w, 3) and np.allclose(np.linalg.norm(n, axis=-1), 1, atol=1e-4)
+
+def _exits(monkeypatch, *argv):
+    "The one-line message `fastai-mtl` exits with (status 1: `SystemExit` with a message) for `argv`, run in-process"
+    monkeypatch.setattr(sys, 'argv', ['fastai-mtl', *argv])
+    with pytest.raises(SystemExit) as e: main()
+    assert isinstance(e.value.code, str) and '\n' not in e.value.code, e.value.code
+    return e.value.code
+
+def _bad_codes(tmp, text): (tmp/'bad_codes.txt').write_text(text); return ['--codes', str(tmp/'bad_codes.txt')]
+def _bad_row(tmp, scenes, col, write):
+    "A CSV of the scenes whose row 3 (line 5) has the target `write(tmp)` in column `col`; the image folder is --folder"
+    df = pd.read_csv(scenes/'data.csv')
+    df.loc[3, col] = os.path.relpath(write(tmp), scenes)
+    df.to_csv(tmp/'bad.csv', index=False)
+    return ['--codes', str(scenes/'codes.txt')]
+def _png(arr): return lambda tmp: (Image.fromarray(arr).save(tmp/'t.png'), tmp/'t.png')[1]
+def _npy(arr): return lambda tmp: (np.save(tmp/'t.npy', arr), tmp/'t.npy')[1]
+
+@pytest.mark.parametrize('case,message', [
+    (lambda tmp, s: ['--codes', str(tmp/'none.txt')], "(segmentation task 'seg'): file not found; expected a text file with one code (class name) per line"),
+    (lambda tmp, s: _bad_codes(tmp, ''), "(segmentation task 'seg'): the file is empty"),
+    (lambda tmp, s: _bad_codes(tmp, 'floor\nwall\n\nceiling\n'), "(segmentation task 'seg'): line 3 is blank"),
+    (lambda tmp, s: [], "--task seg:segmentation needs its codes, the class names of the mask values 0, 1, ...: give --codes FILE"),
+    (lambda tmp, s: ['--codes', f"depth={s/'codes.txt'}"], "'depth' is not a segmentation task; the segmentation tasks are ['seg']"),
+    (lambda tmp, s: _bad_row(tmp, s, 'seg', lambda t: t/'nowhere.png'), "(column 'seg', --task seg:segmentation): Task 'seg': cannot read the target file"),
+    (lambda tmp, s: _bad_row(tmp, s, 'seg', lambda t: (t/'x.png').write_bytes(b'no png') and t/'x.png'), "line 5 (column 'seg', --task seg:segmentation): Task 'seg': cannot read the target file"),
+    (lambda tmp, s: _bad_row(tmp, s, 'seg', _png(np.full((32, 32), 9, np.uint8))), "has values [9] that are not class ids of the 6 codes (0 to 5) nor the void value 255"),
+    (lambda tmp, s: _bad_row(tmp, s, 'depth', _npy(np.ones((16, 32), np.float32))), "line 5 (column 'depth', --task depth:depth): Task 'depth': the target"),
+    (lambda tmp, s: _bad_row(tmp, s, 'normals', _npy(np.full((32, 32, 3), 2., np.float32))), "(column 'normals', --task normals:normals): Task 'normals': the target"),
+])
+def test_dense_train_bad_input(scenes, tmp_path, monkeypatch, case, message):
+    "Each bad codes file or target: one line naming the task, column and item, before anything is written"
+    extra = case(tmp_path, scenes)
+    csv = tmp_path/'bad.csv' if (tmp_path/'bad.csv').exists() else scenes/'data.csv'
+    before = sorted(p.name for p in tmp_path.iterdir())
+    msg = _exits(monkeypatch, 'train', str(csv), *DENSE, *extra, '--folder', str(scenes), '--no-pretrained', '--size', '32', '--out', str(tmp_path/'never'))
+    assert msg.startswith('fastai-mtl train: ') and message in msg, msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == before   # no --out, no staging folder
+
+def test_dense_bad_target_exits_1_without_traceback(scenes, tmp_path):
+    "As a user sees it: status 1, the message as the last line on stderr (after library warnings), no traceback"
+    extra = _bad_row(tmp_path, scenes, 'seg', _png(np.full((32, 32), 9, np.uint8)))
+    res = run('train', str(tmp_path/'bad.csv'), *DENSE, *extra, '--folder', str(scenes), '--no-pretrained', '--out', str(tmp_path/'never'))
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    assert res.stderr.strip().splitlines()[-1:] == [f"fastai-mtl train: 1 row(s) of {tmp_path/'bad.csv'} have bad targets; the first, line 5 (column 'seg', "
+        f"--task seg:segmentation): Task 'seg': the target '{scenes}{os.sep}{os.path.relpath(tmp_path/'t.png', scenes)}' has values [9] that are not class ids of the 6 codes (0 to 5) nor the void value 255"]
+    assert not (tmp_path/'never').exists()
+
+@pytest.mark.parametrize('args,message', [([], "give --out FOLDER: this model has dense tasks ['seg', 'depth', 'normals']"),
+    (['--out', 'preds.csv'], "--out preds.csv: this model has dense tasks ['seg', 'depth', 'normals'], so --out must be a folder"),
+    (['--out', 'preds', '--depth-format', 'tiff'], "--depth-format tiff: use 'npy' (float32) or 'png' (16-bit, the task's png_scale steps per unit)")])
+def test_dense_predict_bad_arguments(scenes, dense_model, tmp_path, monkeypatch, args, message):
+    "A model with dense tasks writes into a folder: refused before anything is written"
+    monkeypatch.chdir(tmp_path)
+    msg = _exits(monkeypatch, 'predict', str(dense_model/'model.pkl'), str(scenes/'images'/'00000.png'), *args)
+    assert msg.startswith('fastai-mtl predict: ') and message in msg, msg
+    assert not list(tmp_path.iterdir())
