@@ -23,6 +23,9 @@ def test_demo_writes_history_plot_and_model(tmp_path):
 def test_help_and_bad_command():
     res = run('demo', '--help')
     assert res.returncode == 0 and '--epochs' in res.stdout
+    assert res.stderr == '', res.stderr          # starts clean: no library notice (fastai's torch.jit.script FutureWarning) before the help
+    res = run('train', '--help')
+    assert 'Train from scratch instead of from pretrained weights (needs no download) (default: False)' in ' '.join(res.stdout.split())
     res = run('fly')
     assert res.returncode != 0 and "unknown command 'fly'" in res.stderr and 'Traceback' not in res.stderr
 
