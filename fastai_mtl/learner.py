@@ -129,6 +129,11 @@ class TaskCheck(Callback):
     order = TrainEvalCallback.order-1
     def before_fit(self): self.learn.tasks.check(self.dls)
 
+# %% ../nbs/06_learner.ipynb #c4e1f0a2
+def _safe_globals():
+    "What fastai's optimizer state holds besides tensors, allowed by `torch.load(weights_only=True)` (as `fastai.learner.load_model` does)"
+    return torch.serialization.safe_globals([L, np.core.multiarray.scalar, np.dtype, *[getattr(np.dtypes, dt) for dt in np.dtypes.__all__]])
+
 # %% ../nbs/06_learner.ipynb #0f0414ee
 @delegates(Learner.__init__)
 class MTLLearner(Learner):
@@ -155,35 +160,28 @@ class MTLLearner(Learner):
         _load_task_methods()
         super().__setstate__(state)
 
-# %% ../nbs/06_learner.ipynb #c4e1f0a2
-def _safe_globals():
-    "What fastai's optimizer state holds besides tensors, allowed by `torch.load(weights_only=True)` (as `fastai.learner.load_model` does)"
-    return torch.serialization.safe_globals([L, np.core.multiarray.scalar, np.dtype, *[getattr(np.dtypes, dt) for dt in np.dtypes.__all__]])
+    def save(self, file, with_opt:bool=True, pickle_protocol:int=2):
+        "Save the model, the optimizer state (if `with_opt`) and the loss function's state to `self.path/self.model_dir/file`"
+        file = join_path_file(file, self.path/self.model_dir, ext='.pth')
+        if rank_distrib(): return file
+        state = dict(model=get_model(self.model).state_dict(), loss=self.loss_func.state_dict() if isinstance(self.loss_func, nn.Module) else {})
+        if with_opt and self.opt is not None: state['opt'] = self.opt.state_dict()
+        torch.save(state, file, pickle_protocol=pickle_protocol)
+        return file
 
-@patch
-def save(self:MTLLearner, file, with_opt:bool=True, pickle_protocol:int=2):
-    "Save the model, the optimizer state (if `with_opt`) and the loss function's state to `self.path/self.model_dir/file`"
-    file = join_path_file(file, self.path/self.model_dir, ext='.pth')
-    if rank_distrib(): return file
-    state = dict(model=get_model(self.model).state_dict(), loss=self.loss_func.state_dict() if isinstance(self.loss_func, nn.Module) else {})
-    if with_opt and self.opt is not None: state['opt'] = self.opt.state_dict()
-    torch.save(state, file, pickle_protocol=pickle_protocol)
-    return file
-
-@patch
-def load(self:MTLLearner, file, device=None, with_opt:bool=True, strict:bool=True, **torch_load_kwargs):
-    "Load the model, optimizer and loss function states that `save` (or fastai's) wrote, with `torch.load(weights_only=True)` by default"
-    torch_load_kwargs.setdefault('weights_only', True) # As fastai's `load_model`; its `SaveModelCallback` reloads its own file with False
-    file = join_path_file(file, self.path/self.model_dir, ext='.pth')
-    distrib_barrier()
-    with _safe_globals(): state = torch.load(file, map_location=ifnone(device, getattr(self.dls, 'device', 'cpu')), **torch_load_kwargs)
-    if 'loss' not in state: return Learner.load(self, file.with_suffix(''), device=device, with_opt=with_opt, strict=strict, **torch_load_kwargs) # fastai's format
-    get_model(self.model).load_state_dict(state['model'], strict=strict)
-    if state['loss']: self.loss_func.load_state_dict(state['loss'], strict=strict)
-    if with_opt and 'opt' in state:
-        if self.opt is None: self.create_opt()
-        self.opt.load_state_dict(state['opt'])
-    return self
+    def load(self, file, device=None, with_opt:bool=True, strict:bool=True, **torch_load_kwargs):
+        "Load the model, optimizer and loss function states that `save` (or fastai's) wrote, with `torch.load(weights_only=True)` by default"
+        torch_load_kwargs.setdefault('weights_only', True) # As fastai's `load_model`; its `SaveModelCallback` reloads its own file with False
+        file = join_path_file(file, self.path/self.model_dir, ext='.pth')
+        distrib_barrier()
+        with _safe_globals(): state = torch.load(file, map_location=ifnone(device, getattr(self.dls, 'device', 'cpu')), **torch_load_kwargs)
+        if 'loss' not in state: return Learner.load(self, file.with_suffix(''), device=device, with_opt=with_opt, strict=strict, **torch_load_kwargs) # fastai's format
+        get_model(self.model).load_state_dict(state['model'], strict=strict)
+        if state['loss']: self.loss_func.load_state_dict(state['loss'], strict=strict)
+        if with_opt and 'opt' in state:
+            if self.opt is None: self.create_opt()
+            self.opt.load_state_dict(state['opt'])
+        return self
 
 # %% ../nbs/06_learner.ipynb #02add900
 _HEAD_ARGS = ('concat_pool', 'lin_ftrs', 'ps', 'first_bn', 'bn_final', 'lin_first') # `create_head`'s arguments in `model_args`
