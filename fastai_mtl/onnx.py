@@ -118,16 +118,17 @@ DECODERS = dict(softmax=_softmax, sigmoid=_sigmoid, identity=_identity, **DENSE_
 
 # %% ../nbs/13_onnx.ipynb #a5388c8d
 class OnnxPredictions(dict):
-    "Decoded predictions keyed by task name, with each task's probabilities or values in `probs` (as `TaskPredictions`)"
-    def __init__(self, preds:dict, probs:dict):
+    "Decoded predictions keyed by task name, with each task's probabilities or values in `probs` (as `TaskPredictions`) and its `units`"
+    def __init__(self, preds:dict, probs:dict, units:dict=None):
         super().__init__(preds)
-        self.probs = probs
+        self.probs,self.units = probs,units or {}
 
     def _line(self, name):
-        v,p = self[name],self.probs[name]
-        if isinstance(v, float): return f'{name}: {v:.4g}'
-        if isinstance(v, np.ndarray): return f'{name}: map of shape {v.shape}'
-        return f'{name}: {v}' + (f'  (p={p.max():.2f})' if isinstance(v, str) else '')
+        v,p,unit = self[name],self.probs[name],self.units.get(name)
+        unit = f' {unit}' if unit else ''
+        if isinstance(v, float): return f'{name}: {v:.4g}{unit}'
+        if isinstance(v, np.ndarray): return f'{name}: map of shape {v.shape}{unit}'
+        return f'{name}: {v}' + (f'  (p={p.max():.2f})' if isinstance(v, str) else unit)
 
     def __repr__(self): return '\n'.join(self._line(n) for n in self)
 
@@ -182,7 +183,7 @@ class OnnxPredictor:
     def decode(self, outs:list, i:int, size:tuple=None)->OnnxPredictions:
         "The answers of item `i` of the batch of graph outputs `outs`; dense ones at `size` (height, width), the image's own"
         res = {o['task']: DECODERS[o['decode']](out[i], self.tasks[o['task']], o, size) for o,out in zip(self.outputs, outs)}
-        return OnnxPredictions({k: v[0] for k,v in res.items()}, {k: v[1] for k,v in res.items()})
+        return OnnxPredictions({k: v[0] for k,v in res.items()}, {k: v[1] for k,v in res.items()}, {o['task']: o.get('unit') for o in self.outputs})
 
     def predict_many(self, items:list, bs:int=64)->list:
         "The answers for each of `items`, run `bs` at a time"

@@ -67,7 +67,7 @@ def load_predictor(
 def task_answer(output:dict, task:dict, pred, probs)->dict:
     "The JSON answer of one task from its output description, its task description, its decoded prediction and probabilities"
     res = dict(kind=output['kind'])
-    if output['decode'] == 'identity': return {**res, 'value': list(pred) if isinstance(pred, tuple) else pred, 'units': output.get('units')}
+    if output['decode'] == 'identity': return {**res, 'value': list(pred) if isinstance(pred, tuple) else pred, 'unit': output.get('unit')}
     res['probs'] = dict(zip(map(str, task['vocab']), np.asarray(probs, dtype=float).reshape(-1).tolist()))
     if output['decode'] == 'sigmoid': return {**res, 'labels': list(pred), 'thresh': output['thresh']}
     return {**res, 'label': pred}
@@ -162,7 +162,7 @@ function bars(probs, chosen) {
 function taskBox(name, a) {
   const box = el('div', 'task'); box.dataset.task = name; box.dataset.kind = a.kind;
   let answer;
-  if (a.kind === 'regression') answer = fmt(a.value) + (a.units ? ' ' + a.units : '');
+  if (a.kind === 'regression') answer = fmt(a.value) + (a.unit ? ' ' + a.unit : '');
   else if (a.labels) answer = a.labels.length ? a.labels.join(', ') : '(none above ' + a.thresh + ')';
   else answer = a.label;
   box.dataset.answer = a.kind === 'regression' ? JSON.stringify(a.value) : (a.labels ? a.labels.join(' ') : a.label);

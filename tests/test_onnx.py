@@ -55,12 +55,12 @@ def test_blocker_blocks():
 
 def test_images_without_torch(tmp_path):
     df = make_shapes(tmp_path, n=40, img_size=40, seed=5)
-    tasks = Tasks(CategoryTask('shape'), RegressionTask('size'), MultiCategoryTask('marks'))
+    tasks = Tasks(CategoryTask('shape'), RegressionTask('size', unit='px'), MultiCategoryTask('marks'))
     dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader('fname', pref=tmp_path), get_y=tasks.getters,
                        splitter=RandomSplitter(seed=42), item_tfms=Resize(32), batch_tfms=[*aug_transforms(), Normalize.from_stats(*imagenet_stats)])
     set_seed(0)
     learn = mtl_learner(dblock.dataloaders(df, bs=8, num_workers=0), resnet18, tasks, pretrained=False, lin_ftrs=[16])
-    model = learn.export_onnx(tmp_path/'m.onnx', units={'size': 'px'})
+    model = learn.export_onnx(tmp_path/'m.onnx')
     files = [str(tmp_path/f) for f in df.fname[:6]]
     for got,f in zip(predict_without_torch(model, files), files): check_same(got, learn.predict(f))
 

@@ -18,10 +18,10 @@ def model(tmp_path_factory):
     "A shapes model exported as an ONNX pair, and the images it is asked about"
     path = tmp_path_factory.mktemp('serve')
     df = make_shapes(path, n=40, img_size=32, seed=6)
-    tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks'))
+    tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size', unit='px'), MultiCategoryTask('marks'))
     set_seed(0)
     learn = mtl_learner(shapes_dataloaders(path, df, tasks, bs=8, num_workers=0), resnet18, tasks, pretrained=False, lin_ftrs=[16])
-    return learn.export_onnx(path/'shapes.onnx', units={'size': 'px'}), [path/f for f in df.fname[:12]]
+    return learn.export_onnx(path/'shapes.onnx'), [path/f for f in df.fname[:12]]
 
 @pytest.fixture(scope='module')
 def server(model):
