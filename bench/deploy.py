@@ -11,7 +11,10 @@ every task's decoded answer:
 - `OnnxPredictor(export_onnx(...)).predict_many(files, bs=B)`: numpy + Pillow + onnxruntime, no torch;
 - the same three ways for the T single-task models, one after the other (T passes over each image);
 - the graph alone (`model(x)` in torch vs `session.run` in onnxruntime, on the same prepared batch), to separate
-  the network from the data pipeline.
+  the network from the data pipeline;
+- dense tasks: a resnet18 U-Net (`mtl_unet_learner`: mask, depth, normals and the scene's label, on 64 px generated
+  scenes), `learn.predict` (batch 1) and `get_preds(with_decoded=True)` (batch 32) against the ONNX predictor, which
+  also decodes every map (mask class ids, depth, unit normals at the image's size).
 Batch 1: median milliseconds per image over `--n1` images; batch 32: images per second over `--n32` images, timed by
 this process's CPU time (`--clock cpu`, the default: every way runs on one thread, and on a shared machine wall time
 mostly measures the waiting for a core; `--clock wall` for elapsed time). All ways alternate within each of `--rounds` rounds (bench/common.py's `paired`); torch and onnxruntime get the same number of
@@ -24,7 +27,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import (resnet18, set_seed, first, DataBlock, ImageBlock, CategoryBlock, RegressionBlock, MultiCategoryBlock,
                                ColReader, RandomSplitter, vision_learner)
-from fastai_mtl.all import MTLLearner, Tasks, CategoryTask, RegressionTask, MultiCategoryTask, mtl_learner, make_shapes, shapes_dataloaders
+from fastai_mtl.all import (MTLLearner, Tasks, CategoryTask, RegressionTask, MultiCategoryTask, mtl_learner, make_shapes, shapes_dataloaders,
+                            SegmentationTask, DepthTask, NormalsTask, mtl_unet_learner, make_scenes, SCENE_CODES)
 from fastai_mtl.onnx import OnnxPredictor
 from common import add_device_args, setup, paired, machine, md_table, write
 
@@ -80,6 +84,30 @@ def graph_ways(learn, predictor, files32):
             ('graph only: onnxruntime', 1): lambda: [predictor.session.run(None, {'image': raw['image'][i:i+1]}) for i in range(8)],
             ('graph only: onnxruntime', BS): lambda: predictor.session.run(None, raw)}
 
+def unet(path, n):
+    "An untrained resnet18 U-Net for the generated scenes' mask, depth, normals and label, and the scenes' image files"
+    df = make_scenes(path/'scenes', n=n, img_size=SIZE, seed=0)
+    reader = lambda col: ColReader(col, pref=path/'scenes')
+    tasks = Tasks(SegmentationTask('seg', codes=SCENE_CODES, getter=reader('seg')), DepthTask('depth', unit='m', getter=reader('depth')),
+                  NormalsTask('normals', getter=reader('normals')), CategoryTask('scene'))
+    dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=reader('image'), get_y=tasks.getters, splitter=RandomSplitter(seed=0))
+    set_seed(0)
+    learn = mtl_unet_learner(dblock.dataloaders(df, bs=BS, num_workers=0), resnet18, tasks, pretrained=False, lin_ftrs=[64])
+    learn.model.eval()
+    return learn,[path/'scenes'/f for f in df.image]
+
+def dense_ways(learn, predictor, files1, files32):
+    "{(way, batch): function} for the U-Net: `learn.predict` one image at a time, `get_preds` 32 at a time, the ONNX predictor both ways"
+    def predict(f):
+        with learn.no_bar(): return learn.predict(f)
+    def preds(fs, bs):
+        with learn.no_bar(): return learn.get_preds(dl=learn.dls.test_dl(fs, bs=bs), with_decoded=True)
+    name = 'U-Net (mask, depth, normals, label)'
+    return {(f'{name}: learn.predict', 1): lambda: [predict(f) for f in files1],
+            (f'{name}: get_preds', BS): lambda: preds(files32, BS),
+            (f'{name}: OnnxPredictor', 1): lambda: predictor.predict_many(files1, bs=1),
+            (f'{name}: OnnxPredictor', BS): lambda: predictor.predict_many(files32, bs=BS)}
+
 def main(args):
     device = setup(args)
     if device.type != 'cpu': raise SystemExit('bench/deploy.py measures CPU deployment: onnxruntime runs on the CPU here')
@@ -91,7 +119,10 @@ def main(args):
     singles = [fastai_learner(path, df, t.name) for t in make_tasks()]
     def onnx(l, name): return OnnxPredictor(l.export_onnx(path/f'{name}.onnx'), threads=args.threads)
     mtl_p, single_p = onnx(mtl, 'mtl'), [onnx(learner(path, df, [t]), t.name) for t in make_tasks()]
+    ulearn,ufiles = unet(path, max(args.n32, args.n1, 2*BS)) # A training batch of 32 sets the U-Net up
+    unet_p = OnnxPredictor(ulearn.export_onnx(path/'unet.onnx'), threads=args.threads)
     fs = {**ways(f'multi-task (1 model, {len(make_tasks())} heads)', [mtl], [mtl_p], files1, files32),
+          **dense_ways(ulearn, unet_p, ufiles[:args.n1], ufiles[:args.n32]),
           **ways(f'{len(singles)} single-task models', singles, single_p, files1, files32), **graph_ways(mtl, mtl_p, files32)}
     times = paired(fs, args.rounds, device, clock=time.process_time if args.clock == 'cpu' else time.perf_counter)
     n = {1: args.n1, BS: args.n32}
@@ -108,14 +139,17 @@ def main(args):
                            for w in ('get_preds', 'OnnxPredictor')] + [dict(way='learn.predict', **{'batch 1': f"{ratio('learn.predict', 1):.2f}x", 'batch 32': '-'})])
     onnx_vs = pd.DataFrame([dict(model=m, **{'batch 1': f"{mt[(f'{m}: learn.predict', 1)]/mt[(f'{m}: OnnxPredictor', 1)]:.2f}x",
                                              'batch 32': f"{mt[(f'{m}: get_preds', BS)]/mt[(f'{m}: OnnxPredictor', BS)]:.2f}x"})
-                            for m in (f'multi-task (1 model, {len(make_tasks())} heads)', f'{len(singles)} single-task models')])
+                            for m in (f'multi-task (1 model, {len(make_tasks())} heads)', f'{len(singles)} single-task models', 'U-Net (mask, depth, normals, label)')])
     return f"""# Deployment: latency and throughput of the ways to predict
 
 resnet18, 64 px PNG files of the generated shapes, {len(make_tasks())} tasks (shape, color, size, marks); untrained models
 (`pretrained=False`). Every way reads the image files and returns every task's decoded answer. Batch 1: median over
 {args.rounds} rounds of the {'CPU' if args.clock == 'cpu' else 'wall'} time per image over {args.n1} images (the graph-only rows: 8 prepared images); batch 32:
 images per second over {args.n32} images (graph only: one prepared batch of 32). `learn.predict` has no batch: its
-batch-32 column is the multi-task `predict_df(files, bs=32)` (fastai has no `predict_df`). The ways alternate within each round.
+batch-32 column is the multi-task `predict_df(files, bs=32)` (fastai has no `predict_df`). The U-Net rows: a resnet18
+U-Net (`mtl_unet_learner`, untrained) for the mask, depth (m), normals and label of 64 px generated scenes; the ONNX
+predictor decodes every map as `learn.predict` does (its batch-32 comparison is with `get_preds`, which decodes the
+maps at the model's size). The ways alternate within each round.
 {machine(device, args)} onnxruntime: the same number of threads ({args.threads}).
 Command: `python bench/deploy.py --rounds {args.rounds} --n1 {args.n1} --n32 {args.n32} --clock {args.clock}`
 

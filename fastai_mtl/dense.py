@@ -178,12 +178,13 @@ class SegmentationTask(DenseTask):
 
 # %% ../nbs/04b_dense.ipynb #8603a024
 class PixelRegressionTask(DenseTask):
-    "Per-pixel regression with `n_out` channels: L1 on the valid pixels; the head de-standardised by the training targets' statistics"
+    "Per-pixel regression with `n_out` channels (in `unit`, e.g. 'm'): L1 on the valid pixels; the head de-standardised by the training targets' statistics"
     kind = 'pixel-regression'
     default_metrics = [AbsErr()]
-    def __init__(self, name, n_out:int=1, png_scale:float=1., standardize:bool=True, n_stats:int=32, **kwargs):
+    def __init__(self, name, n_out:int=1, png_scale:float=1., standardize:bool=True, n_stats:int=32, unit:str=None, **kwargs):
         super().__init__(name, **kwargs)
         store_attr('n_out,png_scale,standardize,n_stats')
+        self.unit = check_unit(name, unit)
         self.mean,self.std = torch.zeros(n_out),torch.ones(n_out)
 
     def default_loss(self): return L1LossFlat()

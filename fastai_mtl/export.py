@@ -19,16 +19,18 @@ from .serialize import *
 from .serialize import _vision_inputs, _tabular_inputs, _inference_tfm
 
 # %% ../nbs/12_export.ipynb #6628b0d7
-ONNX_DECODES = {'category': 'softmax', 'multi-category': 'sigmoid', 'regression': 'identity'}
+ONNX_DECODES = {'category': 'softmax', 'multi-category': 'sigmoid', 'regression': 'identity',
+                'segmentation': 'mask', 'depth': 'pixels', 'pixel-regression': 'pixels', 'normals': 'normals'}
 
 # %% ../nbs/12_export.ipynb #f1826f58
-def output_description(task:Task, units:str=None)->dict:
-    "How the ONNX output of `task` is named and decoded: its kind, its decoding and what that needs (threshold, units)"
+def output_description(task:Task)->dict:
+    "How the ONNX output of `task` is named and decoded: its kind, its decoding and what that needs (threshold, the task's `unit`)"
     if task.kind not in ONNX_DECODES: raise ValueError(
         f"Task '{task.name}': tasks of kind {task.kind!r} have no ONNX decoding; the known kinds are {list(ONNX_DECODES)}")
     d = dict(name=task.name, task=task.name, kind=task.kind, decode=ONNX_DECODES[task.kind])
+    if task.dense: d['dense'] = True
     if task.kind == 'multi-category': d['thresh'] = float(task.loss_func.thresh)
-    if task.kind == 'regression': d['units'] = units
+    if hasattr(task, 'unit'): d['unit'] = task.unit
     return d
 
 # %% ../nbs/12_export.ipynb #019acb2a
@@ -90,28 +92,24 @@ def _graph_inputs(learn, inputs:dict)->tuple:
     return [dict(name='image', dtype='uint8', shape=['batch', c, h, w])], (torch.randint(0, 256, (2, c, h, w), dtype=torch.uint8),)
 
 # %% ../nbs/12_export.ipynb #99bde73e
-def onnx_description(learn:MTLLearner, units:dict=None)->dict:
-    "`describe_mtl`'s tasks and inputs of `learn`, with the ONNX inputs and each task's output and decoding (`units` by regression task)"
+def onnx_description(learn:MTLLearner)->dict:
+    "`describe_mtl`'s tasks and inputs of `learn`, with the ONNX inputs and each task's output and decoding"
     d = getattr(learn, 'description', None) # A learner from `load_mtl` has no training data to describe
     tabular = isinstance(learn, MTLTabularLearner)
     inputs = d['inputs'] if d else (_tabular_inputs if tabular else _vision_inputs)(learn.dls)
-    units = ifnone(units, {})
-    unknown = set(units) - set(learn.tasks.names)
-    if unknown: raise ValueError(f"`units` names {sorted(unknown)}, which are not tasks; the tasks are {list(learn.tasks.names)}")
     graph_inputs,_ = _graph_inputs(learn, inputs)
     return dict(format='fastai_mtl/1', kind='tabular' if tabular else 'vision', tasks=tasks_to_dict(learn.tasks)['tasks'], inputs=inputs,
-                onnx=dict(inputs=graph_inputs, outputs=[output_description(t, units.get(t.name)) for t in learn.tasks]))
+                onnx=dict(inputs=graph_inputs, outputs=[output_description(t) for t in learn.tasks]))
 
 # %% ../nbs/12_export.ipynb #a54619c4
 @patch
 def export_onnx(self:MTLLearner,
     fname='model.onnx', # The ONNX file; the description goes beside it, with the suffix `.json`
-    units:dict=None, # The unit of each regression task's values, by task name, e.g. `{'age': 'years'}`
     opset_version:int=None, # ONNX opset; torch's default if None
 )->Path:
     "Write the model as an ONNX graph with a dynamic batch axis and one output per task, and its description beside it"
     fname = Path(fname)
-    d = onnx_description(self, units)
+    d = onnx_description(self)
     _,example = _graph_inputs(self, d['inputs'])
     model = deepcopy(get_model(self.model)).cpu().eval()
     graph = OnnxGraph(model, None if d['kind'] == 'tabular' else input_layers(self.dls.valid.after_batch).cpu()).eval()

@@ -25,8 +25,8 @@ from .labels import _py
 
 # %% ../nbs/10_serialize.ipynb #d3141222
 _task_attrs = dict(CategoryTask='vocab,sort', BinaryTask='vocab,pos_label,thresh', MultiCategoryTask='vocab,label_delim,thresh',
-                   RegressionTask='n_out,y_range,standardize,mean,std', SegmentationTask='codes,void', NormalsTask='unit_tol',
-                   PixelRegressionTask='n_out,png_scale,standardize,n_stats,mean,std', DepthTask='png_scale,standardize,n_stats,mean,std')
+                   RegressionTask='n_out,y_range,standardize,unit,mean,std', SegmentationTask='codes,void', NormalsTask='unit_tol',
+                   PixelRegressionTask='n_out,png_scale,standardize,n_stats,unit,mean,std', DepthTask='png_scale,standardize,n_stats,unit,mean,std')
 
 # %% ../nbs/10_serialize.ipynb #a4c96a1d
 def task_to_dict(task:Task)->dict:

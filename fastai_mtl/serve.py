@@ -27,6 +27,7 @@ from .tabular import *
 from .inference import *
 from .serialize import *
 from .export import *
+from .answers import dense_answer
 from .onnx import OnnxPredictor
 
 # %% ../nbs/14_serve.ipynb #8748c575
@@ -66,8 +67,9 @@ def load_predictor(
 # %% ../nbs/14_serve.ipynb #53c78cc1
 def task_answer(output:dict, task:dict, pred, probs)->dict:
     "The JSON answer of one task from its output description, its task description, its decoded prediction and probabilities"
+    if output.get('dense'): return dense_answer(output, pred)
     res = dict(kind=output['kind'])
-    if output['decode'] == 'identity': return {**res, 'value': list(pred) if isinstance(pred, tuple) else pred, 'units': output.get('units')}
+    if output['decode'] == 'identity': return {**res, 'value': list(pred) if isinstance(pred, tuple) else pred, 'unit': output.get('unit')}
     res['probs'] = dict(zip(map(str, task['vocab']), np.asarray(probs, dtype=float).reshape(-1).tolist()))
     if output['decode'] == 'sigmoid': return {**res, 'labels': list(pred), 'thresh': output['thresh']}
     return {**res, 'label': pred}
@@ -140,6 +142,9 @@ PAGE = """<!doctype html>
  .bar .name { width: 7rem; } .bar .track { width: 14rem; height: .8rem; background: #eee; border-radius: 4px; }
  .bar .fill { height: 100%; background: #9db7e5; border-radius: 4px; } .bar.chosen .fill { background: #2a6ad8; }
  .bar.chosen .name { font-weight: 600; }
+ .stack { position: relative; width: 128px; height: 128px; } .dense img { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
+ .stack img { position: absolute; left: 0; top: 0; } .stack .overlay { opacity: .55; }
+ .legend { display: flex; flex-wrap: wrap; gap: .3rem .8rem; font-size: .9rem; margin-top: .3rem; } .legend .code { padding-left: .4rem; }
 </style></head>
 <body><h1>__TITLE__</h1>
 <p>Tasks: __TASKS__. Drop one or several images (at most __MAX_FILES__, __MAX_MB__ MB each), or click to choose them.</p>
@@ -159,10 +164,30 @@ function bars(probs, chosen) {
   }
   return box;
 }
-function taskBox(name, a) {
+function legend(a) {
+  const box = el('div', 'legend');
+  for (const c of a.present) {
+    const item = el('span', 'code', c + ' ' + (100*a.share[c]).toFixed(0) + '%'); item.dataset.code = c;
+    item.style.borderLeft = '1em solid ' + a.colors[c]; box.appendChild(item);
+  }
+  return box;
+}
+function denseBox(name, a, src) {
+  const box = el('div', 'task dense'), view = el('div', 'stack'), map = el('img', 'map');
+  box.dataset.task = name; box.dataset.kind = a.kind; map.alt = name;
+  let answer = '';
+  if (a.present) { const img = el('img'); img.src = src; map.className = 'overlay'; map.src = a.overlay; view.append(img, map); answer = a.present.join(', '); }
+  else { map.src = a.map; view.appendChild(map); if ('mean' in a) answer = fmt(a.min) + ' to ' + fmt(a.max) + (a.unit ? ' ' + a.unit : '') + ', mean ' + fmt(a.mean); }
+  box.dataset.answer = a.present ? a.present.join(' ') : ('mean' in a ? String(a.mean) : '');
+  const h = el('h3', null, name + ': '); h.appendChild(el('span', 'answer', answer)); box.append(h, view);
+  if (a.present) box.appendChild(legend(a));
+  return box;
+}
+function taskBox(name, a, src) {
+  if (a.size) return denseBox(name, a, src);
   const box = el('div', 'task'); box.dataset.task = name; box.dataset.kind = a.kind;
   let answer;
-  if (a.kind === 'regression') answer = fmt(a.value) + (a.units ? ' ' + a.units : '');
+  if (a.kind === 'regression') answer = fmt(a.value) + (a.unit ? ' ' + a.unit : '');
   else if (a.labels) answer = a.labels.length ? a.labels.join(', ') : '(none above ' + a.thresh + ')';
   else answer = a.label;
   box.dataset.answer = a.kind === 'regression' ? JSON.stringify(a.value) : (a.labels ? a.labels.join(' ') : a.label);
@@ -181,7 +206,7 @@ async function send(files) {
       const card = el('div', 'card'), img = el('img'), tasks = el('div');
       card.dataset.file = res.file; img.src = URL.createObjectURL(files[i]); img.alt = res.file;
       tasks.appendChild(el('div', 'file', res.file));
-      for (const [name, a] of Object.entries(res.tasks)) tasks.appendChild(taskBox(name, a));
+      for (const [name, a] of Object.entries(res.tasks)) tasks.appendChild(taskBox(name, a, img.src));
       card.append(img, tasks); results.appendChild(card);
     });
     statusEl.textContent = j.results.length + ' image(s) in ' + j.seconds.toFixed(3) + ' s';

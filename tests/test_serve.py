@@ -4,7 +4,10 @@ Only loopback addresses; every loop is bounded."""
 import concurrent.futures as cf, os, statistics, subprocess, sys, time
 from pathlib import Path
 import httpx, pytest
-from fastai.vision.all import set_seed, resnet18
+import base64, io
+import numpy as np
+from PIL import Image
+from fastai.vision.all import set_seed, resnet18, DataBlock, ImageBlock, ColReader, RandomSplitter, Resize, PILImage
 from fastai_mtl.all import *
 from fastai_mtl.onnx import OnnxPredictor
 from fastai_mtl.serve import answers
@@ -12,23 +15,24 @@ from fastai_mtl.serve import answers
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root/'tools'))
 from chromium import Chromium, free_port
+sys.path.insert(0, str(root/'tests'))
+from unet_data import tiny_encoder
 
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
     "A shapes model exported as an ONNX pair, and the images it is asked about"
     path = tmp_path_factory.mktemp('serve')
     df = make_shapes(path, n=40, img_size=32, seed=6)
-    tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size'), MultiCategoryTask('marks'))
+    tasks = Tasks(CategoryTask('shape'), CategoryTask('color'), RegressionTask('size', unit='px'), MultiCategoryTask('marks'))
     set_seed(0)
     learn = mtl_learner(shapes_dataloaders(path, df, tasks, bs=8, num_workers=0), resnet18, tasks, pretrained=False, lin_ftrs=[16])
-    return learn.export_onnx(path/'shapes.onnx', units={'size': 'px'}), [path/f for f in df.fname[:12]]
+    return learn.export_onnx(path/'shapes.onnx'), [path/f for f in df.fname[:12]]
 
-@pytest.fixture(scope='module')
-def server(model):
-    "`fastai-mtl serve` on a free port of 127.0.0.1 (its default host), at most 4 files of 0.1 MB per request"
+def _serve(model, *args):
+    "`fastai-mtl serve model` on a free port of 127.0.0.1 (its default host): its URL, until the generator is closed"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, '-c', 'from fastai_mtl.cli import main; main()', 'serve', str(model[0]), '--port', str(port),
-                             '--max-files', '4', '--max-mb', '0.1'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
+    proc = subprocess.Popen([sys.executable, '-c', 'from fastai_mtl.cli import main; main()', 'serve', str(model), '--port', str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
     url = f'http://127.0.0.1:{port}/'
     try:
         for _ in range(300):
@@ -41,6 +45,11 @@ def server(model):
         yield url
     finally:
         proc.terminate(); proc.wait(10)
+
+@pytest.fixture(scope='module')
+def server(model):
+    "The shapes model served, at most 4 files of 0.1 MB per request"
+    yield from _serve(model[0], '--max-files', '4', '--max-mb', '0.1')
 
 def post(url, files, timeout=30):
     return httpx.post(url + 'predict', files=[('files', (Path(n).name, b, 'image/png')) for n,b in files], timeout=timeout)
@@ -108,3 +117,53 @@ def test_bad_uploads(server, model):
         assert ok.status_code == 200 and set(ok.json()['results'][0]['tasks']) == {'shape', 'color', 'size', 'marks'}
     r = httpx.post(server + 'predict', content=b'x', headers={'content-type': 'text/plain'})
     assert r.status_code == 400 and 'multipart/form-data' in r.json()['error']
+
+@pytest.fixture(scope='module')
+def unet(tmp_path_factory):
+    "A U-Net on the generated scenes (mask, depth in metres, normals, the scene's label), exported, and 48x40 versions of two scenes"
+    path = tmp_path_factory.mktemp('unet')
+    df = make_scenes(path, n=12, img_size=32, seed=2)
+    reader = lambda col: ColReader(col, pref=path)
+    tasks = Tasks(SegmentationTask('seg', codes=SCENE_CODES, getter=reader('seg')), DepthTask('depth', unit='m', getter=reader('depth')),
+                  NormalsTask('normals', getter=reader('normals')), CategoryTask('scene'))
+    dls = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=reader('image'), get_y=tasks.getters, splitter=RandomSplitter(seed=0),
+                    item_tfms=Resize(32)).dataloaders(df, bs=4, num_workers=0)
+    set_seed(0)
+    learn = mtl_unet_learner(dls, tiny_encoder(), tasks, pretrained=False, lin_ftrs=[16])
+    files = []
+    for f in df.image[:2]:
+        files.append(path/f'big_{Path(f).name}')
+        Image.open(path/f).resize((48, 40)).save(files[-1])
+    return learn, learn.export_onnx(path/'scenes.onnx'), files
+
+def _png(url): return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(',')[1]))))
+
+def test_dense_page_in_chromium(unet, chromium, tmp_path):
+    "Scenes chosen in the page: the mask overlay and legend, the depth's colour map and mean, the normals, as `learn.predict` answers"
+    learn,model,files = unet
+    for url in _serve(model):
+        api = post(url, [(f.name, f.read_bytes()) for f in files]).json()['results']
+        (tmp_path/'profile').mkdir()
+        browser = Chromium(chromium, tmp_path/'profile')
+        try:
+            browser.goto(url)
+            browser.set_files('#files', files)
+            assert browser.wait_for("document.body.dataset.state === 'done' || document.body.dataset.state === 'error'") and browser.js('document.body.dataset.state') == 'done', browser.js("document.getElementById('status').textContent")
+            assert browser.wait_for("[...document.querySelectorAll('.dense img')].every(i => i.complete && i.naturalWidth > 0)")
+            cards = browser.js("""[...document.querySelectorAll('.card')].map(c => ({file: c.dataset.file,
+                tasks: Object.fromEntries([...c.querySelectorAll('.task')].map(t => [t.dataset.task, t.dataset.answer])),
+                legend: [...c.querySelectorAll('.legend .code')].map(e => e.dataset.code),
+                maps: [...c.querySelectorAll('.dense img.map, .dense img.overlay')].map(i => [i.alt, i.naturalWidth, i.naturalHeight])}))""")
+            browser.screenshot(tmp_path/'dense.png')
+        finally: browser.close()
+    assert [c['file'] for c in cards] == [f.name for f in files]
+    for card,f,res in zip(cards, files, api):
+        expected = learn.predict(PILImage.create(f))
+        ids = expected['seg'].numpy()
+        assert (_png(res['tasks']['seg']['mask']) == ids).all()
+        present = [SCENE_CODES[i] for i in np.argsort(-np.bincount(ids.ravel(), minlength=len(SCENE_CODES)), kind='stable') if (ids == i).any()]
+        assert card['legend'] == present and card['tasks']['seg'] == ' '.join(present)
+        assert abs(float(card['tasks']['depth']) - expected['depth'].mean().item()) < 1e-4
+        assert card['tasks']['scene'] == expected['scene']
+        assert card['maps'] == [['seg', 48, 40], ['depth', 48, 40], ['normals', 48, 40]]
+    assert (tmp_path/'dense.png').stat().st_size > 10_000
