@@ -75,6 +75,12 @@ class MissingTarget:
 # %% ../nbs/04a_dense_data.ipynb #5faa331d
 _pad_modes = {PadMode.Zeros: 'constant', PadMode.Border: 'replicate', PadMode.Reflection: 'reflect'}
 
+def _typed(t, cls, **meta):
+    "Plain tensor `t` as a `cls` with attributes `meta` (no copy, none of fastai's per-call conversions)"
+    res = torch.as_subclass(t, cls)   # torch's own: fastai's `Tensor.as_subclass` also copies metadata
+    res.__dict__.update(meta)
+    return res
+
 def _like(res, x):
     "Tensor `res` with the type and metadata of `x`"
     res = res.as_subclass(type(x))
@@ -216,7 +222,7 @@ class MaskReader(DenseReader):
 
     def mask(self, ids, src=''):
         "`TensorSegMask` of class ids `ids` with this task's name and codes"
-        return TensorSegMask(ids, task=self.task, codes=self.codes, source=src)
+        return _typed(ids, TensorSegMask, task=self.task, codes=self.codes, source=src)
 
     def missing(self, size):
         "A mask of `size` (w, h), every pixel missing"
@@ -239,9 +245,9 @@ class PixelsReader(DenseReader):
         if a.ndim == 2 and self.c == 1: a = a[None]
         elif a.ndim == 3 and a.shape[0] != self.c and a.shape[-1] == self.c: a = a.transpose(2, 0, 1)
         if a.ndim != 3 or a.shape[0] != self.c: raise self.error(src, f"has shape {a.shape}: expected {self.c} channel(s), (height, width{', channels' if self.c > 1 else ''})")
-        return a / self.png_scale if np.issubdtype(a.dtype, np.integer) else a
+        return a / np.float32(self.png_scale) if np.issubdtype(a.dtype, np.integer) else a   # float32, as the tensor will be
 
-    def create(self, a, src): return self.tensor_cls(np.ascontiguousarray(self.values(a, src), dtype=np.float32), source=src, task=self.task)
+    def create(self, a, src): return _typed(torch.from_numpy(np.ascontiguousarray(self.values(a, src), dtype=np.float32)), self.tensor_cls, source=src, task=self.task)
     def missing(self, size):
         "A target of `size` (w, h), every pixel NaN"
         return self.tensor_cls(torch.full((self.c, size[1], size[0]), nan))
@@ -265,14 +271,16 @@ class NormalsReader(PixelsReader):
 
     def values(self, a, src):
         png = a.dtype == np.uint8
-        a = super().values(a, src).astype(np.float32, copy=False)
+        a = np.array(super().values(a, src), dtype=np.float32, order='C')   # a copy, channels first: the rest works in place
         if png: a = np.where((a == 0).all(0), nan, a/127.5 - 1)
-        norm = np.sqrt(np.einsum('chw,chw->hw', a, a))
+        norm = np.square(a[0]); norm += np.square(a[1]); norm += np.square(a[2]); np.sqrt(norm, out=norm)
         known = norm > 0   # neither NaN nor a zero vector
-        if (known & (abs(norm-1) > self.unit_tol)).any():
+        if not (((norm <= 1 + self.unit_tol) & (norm >= 1 - self.unit_tol)) | ~known).all():
             y,x = np.unravel_index(np.where(known, abs(norm-1), 0).argmax(), norm.shape)
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
-        return a / np.where(known, norm, nan)   # NaN where unknown
+        norm[~known] = nan
+        a /= norm   # NaN where unknown
+        return a
 
 # %% ../nbs/04a_dense_data.ipynb #627fb56f
 def _target_name(x):
@@ -281,7 +289,7 @@ def _target_name(x):
 
 def _dense_sz(x):
     "(w, h) of dense target `x`, read from the plain tensor (fastai's tensor types cost time per attribute)"
-    h,w = x.as_subclass(Tensor).shape[-2:]
+    h,w = torch.as_subclass(x, Tensor).shape[-2:]
     return fastuple(w, h)
 
 class AlignTargets(RandTransform):
