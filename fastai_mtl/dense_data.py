@@ -201,7 +201,7 @@ class MaskReader(DenseReader):
 
     def ids(self, a):
         "Class ids (int64) of the whole-number mask `a`: -1 where `void`, -2 where not a class id; one table look-up for 8- and 16-bit masks"
-        if a.dtype in (np.uint8, np.uint16): return self._table(a.dtype)[a]
+        if a.dtype in (np.uint8, np.uint16): return np.take(self._table(a.dtype), a)
         return np.where(a == self.void if self.void is not None else False, -1, np.where((a >= 0) & (a < self.c), a, -2)).astype(np.int64)
 
     def _table(self, dtype):
