@@ -77,7 +77,7 @@ def table(runs):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--n', type=int, default=160, help='scenes (80% training)')
+    p.add_argument('--n', type=int, default=160, help='scenes (80%% training)')
     p.add_argument('--size', type=int, default=32, help='image size in pixels')
     p.add_argument('--epochs', type=int, default=4)
     p.add_argument('--bs', type=int, default=16)

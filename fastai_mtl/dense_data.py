@@ -14,11 +14,34 @@ from fastai.vision.all import *
 from .tasks import *
 from fastai.vision.augment import _get_sz
 from math import nan
+import io
 
 # %% ../nbs/04a_dense_data.ipynb #f6570cf6
 def _source(o):
     "How an error names the target item `o`: its file, or its type and shape"
     return f"'{o}'" if isinstance(o, (str, Path)) else f"the {type(o).__name__} of shape {tuple(o.shape)}"
+
+_npy_headers = {}
+def _load_npy(fn):
+    "The array in `.npy` file `fn`, as `np.load` reads it, each distinct header (shape, dtype) parsed once; `np.load` and its errors otherwise"
+    with open(fn, 'rb') as f:
+        header = f.read(8)
+        if header[:6] != b'\x93NUMPY' or header[6] not in (1, 2): return np.load(fn)
+        header += f.read(2 if header[6] == 1 else 4)
+        header += f.read(int.from_bytes(header[8:], 'little'))
+        if header not in _npy_headers:
+            h = io.BytesIO(header)
+            _npy_headers[header] = getattr(np.lib.format, f'read_array_header_{np.lib.format.read_magic(h)[0]}_0')(h)
+        shape,fortran,dtype = _npy_headers[header]
+        if dtype.hasobject: return np.load(fn)
+        a = np.empty(shape[::-1] if fortran else shape, dtype)
+        if f.readinto(a.reshape(-1).view(np.uint8)) != a.nbytes: return np.load(fn)
+    return a.T if fortran else a
+
+def _read_file(o):
+    "Array in file `o`: a `.npy` array, else Pillow's decoded pixels (read once, no copy)"
+    if str(o).endswith('.npy'): return _load_npy(o)
+    with Image.open(o) as im: return np.asarray(im)
 
 def read_target(o, task:str=''):
     "Array of the dense target `o`: a `.npy` file, an image file (8- or 16-bit PNG, TIFF...), a PIL image, an array or a tensor"
@@ -27,7 +50,7 @@ def read_target(o, task:str=''):
     if isinstance(o, Image.Image): return np.asarray(o)
     if not isinstance(o, (str, Path)): raise TypeError(
         f"Task '{task}': a dense target must be a file name, an array or a tensor, got {type(o).__name__} {o!r}")
-    try: return np.load(o) if Path(o).suffix == '.npy' else np.asarray(load_image(o))
+    try: return _read_file(o)
     except (OSError, ValueError) as e:
         raise ValueError(f"Task '{task}': cannot read the target file '{o}' (expected an image file or a .npy array): {e}") from None
 
@@ -51,6 +74,12 @@ class MissingTarget:
 
 # %% ../nbs/04a_dense_data.ipynb #5faa331d
 _pad_modes = {PadMode.Zeros: 'constant', PadMode.Border: 'replicate', PadMode.Reflection: 'reflect'}
+
+def _typed(t, cls, **meta):
+    "Plain tensor `t` as a `cls` with attributes `meta` (no copy, none of fastai's per-call conversions)"
+    res = torch.as_subclass(t, cls)   # torch's own: fastai's `Tensor.as_subclass` also copies metadata
+    res.__dict__.update(meta)
+    return res
 
 def _like(res, x):
     "Tensor `res` with the type and metadata of `x`"
@@ -139,6 +168,8 @@ class TensorNormals(TensorPixels):
 # %% ../nbs/04a_dense_data.ipynb #05a5b540
 def _as_is(self, o:TensorPixels): return o
 IntToFloatTensor.encodes.dispatch(_as_is)   # float targets are not class ids
+def _tensor_as_is(self, o:DenseTensor): return o
+ToTensor.encodes.dispatch(_tensor_as_is)    # already tensors; a type with no method would be looked up again on every item
 
 def _crops_like_images(tfm):
     "Let item transform `tfm` crop, pad and resize a `DenseTensor` as it does images"
@@ -168,19 +199,30 @@ class MaskReader(DenseReader):
         super().__init__(task)
         self.codes,self.void,self.vocab,self.c = list(codes),void,list(codes),len(codes)
 
+    def ids(self, a):
+        "Class ids (int64) of the whole-number mask `a`: -1 where `void`, -2 where not a class id; one table look-up for 8- and 16-bit masks"
+        if a.dtype in (np.uint8, np.uint16): return np.take(self._table(a.dtype), a)
+        return np.where(a == self.void if self.void is not None else False, -1, np.where((a >= 0) & (a < self.c), a, -2)).astype(np.int64)
+
+    def _table(self, dtype):
+        "The class id of every value of `dtype`, built once per dtype"
+        tables = self.__dict__.setdefault('_tables', {})
+        if dtype not in tables: tables[dtype] = self.ids(np.arange(np.iinfo(dtype).max + 1))
+        return tables[dtype]
+
     def create(self, a, src):
         if a.ndim != 2: raise self.error(src, f"has shape {a.shape}: expected a mask of class ids, (height, width)")
         if not np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, a.round()): raise self.error(src, "has values that are not whole numbers: expected class ids")
-        ok = ((a >= 0) & (a < self.c)) | (False if self.void is None else a == self.void)
-        if not ok.all():
-            bad = np.unique(a[~ok])
+        ids = self.ids(a)
+        if ids.size and ids.min() < -1:
+            bad = np.unique(a[ids < -1])
             raise self.error(src, f"has values {bad[:10].tolist()} that are not class ids of the {self.c} codes (0 to {self.c-1})"
                                  f"{'' if self.void is None else f' nor the void value {self.void}'}")
-        return self.mask(torch.from_numpy(np.where(a == self.void, -1, a.astype(np.int64))), src)
+        return self.mask(torch.from_numpy(ids), src)
 
     def mask(self, ids, src=''):
         "`TensorSegMask` of class ids `ids` with this task's name and codes"
-        return TensorSegMask(ids, task=self.task, codes=self.codes, source=src)
+        return _typed(ids, TensorSegMask, task=self.task, codes=self.codes, source=src)
 
     def missing(self, size):
         "A mask of `size` (w, h), every pixel missing"
@@ -203,9 +245,9 @@ class PixelsReader(DenseReader):
         if a.ndim == 2 and self.c == 1: a = a[None]
         elif a.ndim == 3 and a.shape[0] != self.c and a.shape[-1] == self.c: a = a.transpose(2, 0, 1)
         if a.ndim != 3 or a.shape[0] != self.c: raise self.error(src, f"has shape {a.shape}: expected {self.c} channel(s), (height, width{', channels' if self.c > 1 else ''})")
-        return a / self.png_scale if np.issubdtype(a.dtype, np.integer) else a
+        return a / np.float32(self.png_scale) if np.issubdtype(a.dtype, np.integer) else a   # float32, as the tensor will be
 
-    def create(self, a, src): return self.tensor_cls(np.ascontiguousarray(self.values(a, src), dtype=np.float32), source=src, task=self.task)
+    def create(self, a, src): return _typed(torch.from_numpy(np.ascontiguousarray(self.values(a, src), dtype=np.float32)), self.tensor_cls, source=src, task=self.task)
     def missing(self, size):
         "A target of `size` (w, h), every pixel NaN"
         return self.tensor_cls(torch.full((self.c, size[1], size[0]), nan))
@@ -229,20 +271,26 @@ class NormalsReader(PixelsReader):
 
     def values(self, a, src):
         png = a.dtype == np.uint8
-        a = super().values(a, src).astype(np.float32)
+        a = np.array(super().values(a, src), dtype=np.float32, order='C')   # a copy, channels first: the rest works in place
         if png: a = np.where((a == 0).all(0), nan, a/127.5 - 1)
-        norm = np.linalg.norm(a, axis=0)
-        known = ~(np.isnan(norm) | (norm == 0))
-        off = np.where(known, abs(norm-1), 0)
-        if (off > self.unit_tol).any():
-            y,x = np.unravel_index(off.argmax(), off.shape)
+        norm = np.square(a[0]); norm += np.square(a[1]); norm += np.square(a[2]); np.sqrt(norm, out=norm)
+        known = norm > 0   # neither NaN nor a zero vector
+        if not (((norm <= 1 + self.unit_tol) & (norm >= 1 - self.unit_tol)) | ~known).all():
+            y,x = np.unravel_index(np.where(known, abs(norm-1), 0).argmax(), norm.shape)
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
-        return np.where(known, a / np.where(known, norm, 1), nan)
+        norm[~known] = nan
+        a /= norm   # NaN where unknown
+        return a
 
 # %% ../nbs/04a_dense_data.ipynb #627fb56f
 def _target_name(x):
     "Task and source of dense target `x`, for messages"
     return f"Task '{getattr(x, 'task', '?')}': the target {getattr(x, 'source', '')}"
+
+def _dense_sz(x):
+    "(w, h) of dense target `x`, read from the plain tensor (fastai's tensor types cost time per attribute)"
+    h,w = torch.as_subclass(x, Tensor).shape[-2:]
+    return fastuple(w, h)
 
 class AlignTargets(RandTransform):
     "Check each dense target has the size of the image (the first part of the item); give missing ones that size"
@@ -250,10 +298,11 @@ class AlignTargets(RandTransform):
     def before_call(self, b, split_idx):
         self.do,self.size = True,fastuple(_get_sz(b))
 
+    def encodes(self, x:object): return x   # the image and image-level targets: found once, not looked up on every item
     def encodes(self, x:MissingTarget): return x.reader.missing(tuple(self.size))
     def encodes(self, x:DenseTensor):
-        if _get_sz(x) != self.size: raise ValueError(
-            f"{_target_name(x)} is {'x'.join(map(str, _get_sz(x)))} pixels (width x height), but its image is {'x'.join(map(str, self.size))}: "
+        if (sz := _dense_sz(x)) != self.size: raise ValueError(
+            f"{_target_name(x)} is {'x'.join(map(str, sz))} pixels (width x height), but its image is {'x'.join(map(str, self.size))}: "
             "a dense target must have the size of its image")
         return x
 

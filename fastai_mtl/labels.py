@@ -6,7 +6,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/labels.html.md"""
 
 # %% auto #0
 __all__ = ['is_missing', 'is_labelled', 'TaskColReader', 'named', 'TaskCategorize', 'TaskBinarize', 'TaskMultiCategorize',
-           'TaskRegressionSetup', 'encode_targets', 'TaskDL']
+           'TaskRegressionSetup', 'encode_targets', 'read_column', 'TaskDL']
 
 # %% ../nbs/00_labels.ipynb #e8e3ff80
 from fastai.vision.all import *
@@ -207,17 +207,22 @@ def _label_key(o):
     return key
 
 # %% ../nbs/00_labels.ipynb #7e391699
+def _reads_column(tl):
+    "The column that the getter of `tl` (its first transform) reads, if it is a `ColReader` of one column of a DataFrame; else None"
+    getter,items = tl.tfms.fs[0],tl.items
+    ok = isinstance(getter, ColReader) and len(getter.cols) == 1 and isinstance(items, pd.DataFrame) and getter.cols[0] in items
+    return getter.cols[0] if ok else None
+
 def encode_targets(tl):
     "Every target of `tl` encoded at once, as `(tensor, type)` with a row per item, if its getter reads one DataFrame column; else None"
-    getter,items = tl.tfms.fs[0],tl.items
-    if not (isinstance(getter, ColReader) and len(getter.cols) == 1 and isinstance(items, pd.DataFrame) and getter.cols[0] in items): return None
-    col,codes = getter.cols[0],{}
+    col,codes = _reads_column(tl),{}
+    if col is None: return None
     def encode(v):
         key = _label_key(v)
         if key is None: return tl.tfms({col: v})
         if key not in codes: codes[key] = tl.tfms({col: v})
         return codes[key]
-    targs = [encode(v) for v in items[col]]
+    targs = [encode(v) for v in tl.items[col]]
     if not targs or not isinstance(targs[0], Tensor): return None
     typ,shape = type(targs[0]),targs[0].shape
     if any(type(t) is not typ or t.shape != shape or t.__dict__ for t in targs): return None
@@ -230,19 +235,37 @@ def _encoded_targets(tl):
         tl._task_targets = encode_targets(tl) if tfm is not None and not getattr(tfm, 'per_item', False) else None
     return tl._task_targets
 
+# %% ../nbs/00_labels.ipynb #e85b95f8
+def read_column(tl):
+    "The getter's output for every item of `tl` and the rest of its pipeline, `(list, Pipeline)`, if its getter reads one DataFrame column; else None"
+    col = _reads_column(tl)
+    if col is None: return None
+    getter = tl.tfms.fs[0]
+    return [getter({col: v}) for v in tl.items[col]], Pipeline(tl.tfms.fs[1:], split_idx=tl.tfms.split_idx)
+
+def _read_column(tl):
+    "`read_column(tl)` for a part `TaskDL` does not encode at once, else None; computed once per `TfmdLists`"
+    if '_task_column' not in tl.__dict__: tl._task_column = None if _encoded_targets(tl) is not None else read_column(tl)
+    return tl._task_column
+
 # %% ../nbs/00_labels.ipynb #d5b94485
 class TaskDL(TfmdDL):
-    "`TfmdDL` that encodes its dataset's task targets once (`encode_targets`) and runs the per-item pipeline only for the rest"
+    "`TfmdDL` that encodes its dataset's task targets once (`encode_targets`), reads its columns once (`read_column`) and runs the per-item pipeline only for the rest"
     def encoded_targets(self):
         "For each part of an item: its encoded targets, `(tensor, type)`, or None where the per-item pipeline runs"
         if '_targets' not in self.__dict__: self._targets = [_encoded_targets(tl) for tl in getattr(self.dataset, 'tls', [])]
         return self._targets
 
+    def columns(self):
+        "For each part of an item not encoded at once: its getter's output for every item and the rest of its pipeline (`read_column`), else None"
+        if '_columns' not in self.__dict__: self._columns = [_read_column(tl) for tl in getattr(self.dataset, 'tls', [])]
+        return self._columns
+
     def before_iter(self):
         super().before_iter()
-        self.encoded_targets()   # in this process, before any worker starts
+        self.encoded_targets(); self.columns()   # in this process, before any worker starts
 
     def create_item(self, s):
-        targets = self.encoded_targets() if self.indexed and s is not None else []
-        if not any(targets): return super().create_item(s)
-        return tuple(tl[s] if t is None else t[0][s].as_subclass(t[1]) for tl,t in zip(self.dataset.tls, targets))
+        if not (self.indexed and s is not None and self.encoded_targets()): return super().create_item(s)
+        parts = zip(self.dataset.tls, self.encoded_targets(), self.columns())
+        return tuple(t[0][s].as_subclass(t[1]) if t else c[1](c[0][s]) if c else tl[s] for tl,t,c in parts)

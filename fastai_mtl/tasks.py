@@ -7,7 +7,7 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/tasks.html.md"""
 # %% auto #0
 __all__ = ['Task', 'CategoryTask', 'MultiCategoryTask', 'BinaryTask', 'Destandardize', 'check_unit', 'RegressionTask', 'Tasks',
            'is_missing', 'is_labelled', 'TaskColReader', 'named', 'TaskCategorize', 'TaskMultiCategorize',
-           'TaskRegressionSetup', 'encode_targets', 'TaskDL']
+           'TaskRegressionSetup', 'encode_targets', 'read_column', 'TaskDL']
 
 # %% ../nbs/00_tasks.ipynb #0d71f478
 from fastai.vision.all import *
@@ -20,7 +20,7 @@ from .labels import _no_labels, _encoded_targets, _py, _task_tfm
 
 # %% ../nbs/00_tasks.ipynb #7fa2b497
 _all_ = ['is_missing', 'is_labelled', 'TaskColReader', 'named', 'TaskCategorize', 'TaskMultiCategorize', 'TaskRegressionSetup',
-         'encode_targets', 'TaskDL'] # the labels chapter's names, also importable from here
+         'encode_targets', 'read_column', 'TaskDL'] # the labels chapter's names, also importable from here
 
 # %% ../nbs/00_tasks.ipynb #2d9ada00
 class Task:
