@@ -399,9 +399,13 @@ def test_encode_targets_declines_what_it_cannot_encode():
     tl = TfmdLists(df, [ColReader('a')])
     tl.tfms.fs[0] = ColReader('z')
     assert encode_targets(tl) is None  # not a column
-    assert encode_targets(TfmdLists(L(['x']), [ColReader('a')])) is None  # not a DataFrame
+    tl = TfmdLists(df, [ColReader('a'), TaskCategorize(task='a')])
+    tl.items = L(df.to_dict('records'))
+    assert encode_targets(tl) is None  # not a DataFrame
     assert encode_targets(TfmdLists(df, [ColReader('a')], splits=[[0, 1], []]).train) is None  # not tensors
-    assert encode_targets(TfmdLists(df.iloc[:0], [ColReader('a')])) is None  # empty
+    tl = TfmdLists(df, [ColReader('a'), TaskCategorize(task='a')])
+    tl.items = df.iloc[:0]
+    assert encode_targets(tl) is None  # empty
     df2 = pd.DataFrame({'a': [[1.], [1., 2.]]})
     assert encode_targets(TfmdLists(df2, [ColReader('a'), TaskRegressionSetup(task='a')])) is None  # shapes differ
 
