@@ -158,6 +158,7 @@ def test_log_loss_weighting_formula():
     close(LogLossWeighting(eps=1.).terms(tensor_([0.]), tensor_([1.]))[0], 0.)
 
 def test_dynamic_weight_average_formula():
+    assert DynamicWeightAverage().temp == 2.
     w = _ww(DynamicWeightAverage(temp=2.), (1., 3.))
     close(w(tensor_([1., 2.]), tensor_([1., 1.])), 1 + 3*2)  # weights 1 until two epochs are seen
     w.after_train(None)
@@ -175,6 +176,7 @@ def test_dynamic_weight_average_formula():
     close(w.weights, rate_w*tensor_([1., 3.]))
 
 def test_famo_terms_and_update():
+    assert (FAMO().lr, FAMO().gamma) == (0.025, 0.001)
     w = _ww(FAMO(lr=0.1, gamma=0.), (1., 1.))
     assert (w.lr, w.gamma, w.eps) == (0.1, 0., 1e-8)
     losses = tensor_([1., 4.], requires_grad=True)
@@ -320,7 +322,7 @@ def test_task_categorize():
     assert list(tfm.vocab) == ['a', 'b'] and tfm.c == 2
     assert tfm('a') == 0 and tfm('b') == 1 and tfm(None) == -1 and tfm(' ') == -1
     assert isinstance(tfm('b'), TensorCategory)
-    assert tfm.decode(TensorCategory(1)) == 'b' and tfm.decode(TensorCategory(-1)) == '#na#'
+    assert tfm.decode(TensorCategory(0)) == 'a' and tfm.decode(TensorCategory(1)) == 'b' and tfm.decode(TensorCategory(-1)) == '#na#'
     assert tfm.decode(TensorCategory(0)).task == 'c'
     with pytest.raises(ValueError, match=r"^Task 'c': label 'z' is not one of the training labels \['a', 'b'\]$"): tfm('z')
     assert list(_setup(TaskCategorize(sort=False, task='c'), ['b', 'a']).vocab) == ['b', 'a']
