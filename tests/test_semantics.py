@@ -1,0 +1,438 @@
+"Hand-computed values of the semantics (masked losses, metrics, loss-based weightings, labels): fast, and the test selection of `mutmut run`"
+import math, warnings
+from types import SimpleNamespace
+import numpy as np, pandas as pd, pytest, torch
+import torch.nn.functional as F
+from fastai.vision.all import L, ColReader, TfmdLists, accuracy, mae, Category, TensorCategory, TensorMultiCategory
+from fastai_mtl.all import (Tasks, CategoryTask, RegressionTask, MultiCategoryTask, MultiTaskLoss, Weighting, EqualWeighting,
+                            UncertaintyWeighting, RandomLossWeighting, GeometricLossWeighting, LogLossWeighting, DynamicWeightAverage,
+                            FAMO, MetricInverseWeighting, WeightingCallback, TaskWeight, TaskView, TaskMetric, TaskLoss,
+                            is_missing, is_labelled, TaskColReader, named, TaskCategorize, TaskMultiCategorize, TaskRegressionSetup,
+                            encode_targets, TaskDL)
+
+def close(a, b, tol=1e-5): assert torch.allclose(torch.as_tensor(a).float(), torch.as_tensor(b).float(), atol=tol), (a, b)
+
+def _tasks(wc=1., wr=2., wm=0.5):
+    return Tasks(CategoryTask('c', weight=wc), RegressionTask('r', weight=wr, standardize=False), MultiCategoryTask('m', weight=wm))
+
+def _batch():
+    torch.manual_seed(0)
+    preds = (torch.randn(4, 3), torch.randn(4), torch.randn(4, 2))
+    targs = (tensor_([0, -1, 2, 1]), torch.tensor([1., float('nan'), 3., -2.]),
+             torch.tensor([[1., 0.], [float('nan')]*2, [0., 1.], [1., 1.]]))
+    return preds, targs
+
+def tensor_(o, **kw): return torch.tensor(o, **kw)
+
+def _expected(preds, targs):
+    "Each task's loss computed by hand over its labelled items only"
+    keep = [0, 2, 3]
+    ce = F.cross_entropy(preds[0][keep], targs[0][keep])
+    mse = F.mse_loss(preds[1][[0, 2, 3]], targs[1][[0, 2, 3]])
+    bce = F.binary_cross_entropy_with_logits(preds[2][[0, 2, 3]], targs[2][[0, 2, 3]])
+    return torch.stack([ce, mse, bce])
+
+# Loss
+def test_masked_losses_equal_losses_without_the_masked_items():
+    preds, targs = _batch()
+    lf = MultiTaskLoss(_tasks())
+    loss = lf(preds, *targs)
+    exp = _expected(preds, targs)
+    close(lf.task_losses, exp)
+    close(lf.task_counts, [3, 3, 6])
+    close(loss, (tensor_([1., 2., 0.5])*exp).sum())
+    close(lf.task_weights, [1., 2., 0.5])
+
+def test_a_tasks_weight_multiplies_its_term():
+    preds, targs = _batch()
+    exp = _expected(preds, targs)
+    close(MultiTaskLoss(_tasks(3., 0., 0.))(preds, *targs), 3*exp[0])
+    close(MultiTaskLoss(_tasks(0., 0., 4.))(preds, *targs), 4*exp[2])
+
+def test_reduction_none_gives_each_items_weighted_loss():
+    preds, targs = _batch()
+    lf = MultiTaskLoss(_tasks(), reduction='none')
+    out = lf(preds, *targs)
+    ce = F.cross_entropy(preds[0], targs[0].clamp_min(0), reduction='none')*tensor_([1., 0, 1, 1])
+    mse = (preds[1] - targs[1].nan_to_num(0.))**2*tensor_([1., 0, 1, 1])
+    bce = F.binary_cross_entropy_with_logits(preds[2], targs[2].nan_to_num(0.), reduction='none').mean(1)*tensor_([1., 0, 1, 1])
+    close(out, ce + 2*mse + 0.5*bce)
+    assert out.shape == (4,)
+
+def test_an_unlabelled_task_adds_nothing():
+    preds, targs = _batch()
+    targs = (tensor_([-1, -1, -1, -1]), *targs[1:])
+    lf = MultiTaskLoss(_tasks())
+    loss = lf(preds, *targs)
+    exp = _expected(*_batch())
+    close(lf.task_losses[0], 0.)
+    close(lf.task_counts[0], 0.)
+    close(loss, 2*exp[1] + 0.5*exp[2])
+
+def test_loss_errors_name_the_tasks():
+    preds, targs = _batch()
+    lf = MultiTaskLoss(_tasks())
+    with pytest.raises(ValueError, match=r"returned 2 output\(s\) but there are 3 tasks \['c', 'r', 'm'\]"): lf(preds[:2], *targs)
+    with pytest.raises(ValueError, match=r"returned 1 output\(s\)"): lf(preds[0], *targs)
+    with pytest.raises(ValueError, match=r"Got 2 target\(s\) for 3 tasks \['c', 'r', 'm'\]"): lf(preds, *targs[:2])
+    with pytest.raises(ValueError, match="Task 'r': the model's output has shape"): lf((preds[0], torch.randn(4, 2), preds[2]), *targs)
+
+def test_check_finite_names_the_bad_task():
+    lf = MultiTaskLoss(_tasks())
+    lf.task_losses = tensor_([1., float('nan'), float('inf')])
+    with pytest.raises(FloatingPointError, match=r"^The loss of task 'r' \(nan\), 'm' \(inf\) is not finite"): lf.check_finite()
+    lf.task_losses = tensor_([1., 2., 3.])
+    with pytest.raises(FloatingPointError, match=r"^The combined loss \(of finite task losses, by .*\) is not finite"): lf.check_finite()
+
+def test_activation_and_decodes_per_task():
+    preds, _ = _batch()
+    lf = MultiTaskLoss(_tasks())
+    act = lf.activation(preds)
+    close(act[0], F.softmax(preds[0], -1)); close(act[1], preds[1]); close(act[2], torch.sigmoid(preds[2]))
+    dec = lf.decodes(preds)
+    close(dec[0], preds[0].argmax(-1)); close(dec[2], preds[2] > 0.5)  # fastai decodes the activated output
+
+def test_static_weighting_records_its_weights_only_in_training():
+    w = Weighting(); w.setup(_tasks(1., 2., 3.))
+    assert w.n == 3 and w.names == ['c', 'r', 'm']
+    close(w(tensor_([1., 1., 1.]), tensor_([1., 1., 1.])), 6.)
+    w.weights = None
+    w.eval(); w(tensor_([1., 1., 1.]), tensor_([1., 1., 1.]))
+    assert w.weights is None
+    w.train(); w(tensor_([1., 1., 1.]), tensor_([1., 1., 1.]))
+    close(w.weights, [1., 2., 3.])
+
+# Weightings
+def _ww(w, ws=(1., 1.)):
+    w.setup(Tasks(*[RegressionTask(n, weight=x) for n,x in zip('ab', ws)]))
+    return w
+
+def test_equal_weighting_ignores_the_task_weights():
+    w = _ww(EqualWeighting(), (3., 5.))
+    close(w(tensor_([1., 2.]), tensor_([1., 1.])), 3.)
+    close(w.weights, [1., 1.])
+
+def test_uncertainty_weighting_formula():
+    w = _ww(UncertaintyWeighting(), (1., 3.))
+    with torch.no_grad(): w.log_vars.copy_(tensor_([math.log(2.), 1.]))
+    loss = w(tensor_([1., 3.]), tensor_([2., 0.]))
+    close(loss, 1/(2*2) + 0.5*math.log(2.))  # the unlabelled task 'b' adds nothing
+    close(w.weights, [1/(2*2), 3*1/(2*math.e)])
+    loss = w(tensor_([1., 3.]), tensor_([2., 1.]))
+    close(loss, 1/4 + 0.5*math.log(2.) + 3*(3/(2*math.e) + 0.5))
+    loss.backward()
+    close(w.log_vars.grad, [-1/4 + 0.5, 3*(-3/(2*math.e) + 0.5)])
+
+def test_random_loss_weighting_is_a_softmax_of_normal_samples():
+    w = _ww(RandomLossWeighting(), (1., 1.))
+    w.setup(Tasks(*[RegressionTask(n) for n in 'abc']))
+    losses = tensor_([1., 2., 4.])
+    torch.manual_seed(3)
+    loss = w(losses, tensor_([1., 0., 1.]))
+    torch.manual_seed(3)
+    exp = F.softmax(torch.randn(3), 0)*tensor_([1., 0., 1.])
+    close(w.weights, exp)
+    close(loss, (exp*losses).sum())
+    w.eval()
+    close(w(losses, tensor_([1., 1., 1.])), 7/3)
+
+def test_geometric_loss_weighting_formula():
+    w = _ww(GeometricLossWeighting())
+    losses = tensor_([1., 4.], requires_grad=True)
+    loss = w(losses, tensor_([1., 1.]))
+    close(loss, 2.)  # sqrt(1*4)
+    close(w.weights, [2/(2*1), 2/(2*4)])  # G/(nL)
+    loss.backward()
+    close(losses.grad, w.weights)
+    close(w(tensor_([9., 4.]), tensor_([1., 0.])), 9.)  # only the labelled task
+    close(w.weights, [9/(1*9), 0.])
+    close(w(tensor_([0., 4.]), tensor_([1., 1.])), math.sqrt(1e-12*4), 1e-9)
+
+def test_log_loss_weighting_formula():
+    w = _ww(LogLossWeighting(), (1., 2.))
+    assert w.eps == 1e-8
+    close(w(tensor_([2., 4.]), tensor_([1., 0.])), math.log(2.))
+    close(w.weights, [1/2, 0.])
+    close(w(tensor_([2., 4.]), tensor_([1., 1.])), math.log(2.) + 2*math.log(4.))
+    close(w.weights, [1/2, 2/4])
+    close(LogLossWeighting(eps=1.).terms(tensor_([0.]), tensor_([1.]))[0], 0.)
+
+def test_dynamic_weight_average_formula():
+    assert DynamicWeightAverage().temp == 2.
+    w = _ww(DynamicWeightAverage(temp=2.), (1., 3.))
+    close(w(tensor_([1., 2.]), tensor_([1., 1.])), 1 + 3*2)  # weights 1 until two epochs are seen
+    w.after_train(None)
+    close(w.epoch_losses[0], [1., 2.])
+    w.before_epoch(None)
+    w.after_train(None)  # nothing accumulated: no epoch recorded
+    assert len(w.epoch_losses) == 1
+    w(tensor_([1., 4.]), tensor_([1., 1.])); w(tensor_([0., 0.]), tensor_([1., 3.]))  # means over items: 0.5 and 1.
+    w.eval(); w(tensor_([9., 9.]), tensor_([5., 5.])); w.train()  # validation is not counted
+    w.after_train(None)
+    close(w.epoch_losses[1], [0.5, 1.])
+    rate_w = 2*F.softmax(tensor_([0.5/1, 1./2])/2, 0)
+    close(w.rate_weights, rate_w)
+    close(w(tensor_([1., 1.]), tensor_([1., 1.])), rate_w[0] + 3*rate_w[1])
+    close(w.weights, rate_w*tensor_([1., 3.]))
+
+def test_famo_terms_and_update():
+    assert (FAMO().lr, FAMO().gamma) == (0.025, 0.001)
+    w = _ww(FAMO(lr=0.1, gamma=0.), (1., 1.))
+    assert (w.lr, w.gamma, w.eps) == (0.1, 0., 1e-8)
+    losses = tensor_([1., 4.], requires_grad=True)
+    loss = w(losses, tensor_([1., 1.]))
+    c = 0.5/1 + 0.5/4
+    close(loss, (0.5*math.log(1.) + 0.5*math.log(4.))/c)
+    close(w.weights, [0.5/(c*1), 0.5/(c*4)])
+    close(w.weights.sum(), 1.)
+    loss.backward()
+    close(losses.grad, w.weights)
+    close(w.logits, [0., 0.])  # no previous batch yet
+    w(tensor_([0.5, 4.]), tensor_([1., 1.]))  # task 'a's log-loss decreased by log 2: a first Adam step of lr against the gradient
+    close(w.logits, [-0.1, 0.1], 1e-4)
+    close(w.prev[0], [0.5, 4.])
+    with torch.no_grad(): w(tensor_([0.1, 0.1]), tensor_([1., 1.]))
+    close(w.logits, [-0.1, 0.1], 1e-4)  # no update without gradients
+    w.before_fit(None)
+    assert w.prev is None
+
+def test_famo_ignores_unlabelled_tasks():
+    w = _ww(FAMO(lr=0.1, gamma=0.))
+    loss = w(tensor_([2., 5.]), tensor_([1., 0.]))
+    close(loss, math.log(2.)*2)  # z=0.5, c=0.25
+    close(w.weights, [1., 0.])
+    w(tensor_([1., 1.]), tensor_([1., 1.]))  # task 'b' was unlabelled before: only 'a' moves the logits
+    close(w.logits, [-0.1, 0.1], 1e-4)
+    w.eval(); w(tensor_([9., 9.]), tensor_([1., 1.]))
+    close(w.prev[0], [1., 1.])
+
+class _M(SimpleNamespace): pass
+
+def test_metric_inverse_weighting_formula():
+    w = _ww(MetricInverseWeighting(), (1., 2.))
+    learn = SimpleNamespace(metrics=[_M(name='a_loss', value=1.), _M(name='b_loss', value=3.)])
+    w.after_validate(learn)
+    close(w.metric_weights, [1., 1.])  # before any training: nothing read
+    w.before_fit(learn); w.after_validate(learn)
+    close(w.metric_weights, [1., 1.])
+    w.before_train(learn); w.after_validate(learn)
+    close(w.metric_weights, [2*1/4, 2*3/4])
+    close(w(tensor_([1., 1.]), tensor_([1., 1.])), 0.5 + 2*1.5)
+    w = _ww(MetricInverseWeighting({'a': 'accuracy'}))
+    w.before_train(None)
+    w.after_validate(SimpleNamespace(metrics=[_M(name='a_accuracy', value=0.5), _M(name='b_loss', value=2.), _M(name='a_loss', value=9.)]))
+    close(w.metric_weights, [2*2/4, 2*2/4])  # hardness 1/0.5 and 2
+    w.after_validate(SimpleNamespace(metrics=[_M(name='a_accuracy', value=0.), _M(name='b_loss', value=1.)]))
+    close(w.metric_weights, [2*1e8/(1e8 + 1), 2/(1e8 + 1)], 1e-6)
+    w.after_validate(SimpleNamespace(metrics=[_M(name='a_accuracy', value=None), _M(name='b_loss', value=1.)]))
+    close(w.metric_weights, [2*1e8/(1e8 + 1), 2/(1e8 + 1)], 1e-6)  # a missing value: unchanged
+
+class _Events(Weighting):
+    def __init__(self): self.seen = []
+    def __getattr__(self, k):
+        if k.startswith(('before_', 'after_')): return lambda learn: self.seen.append(k)
+        return super().__getattr__(k)
+
+def test_weighting_callback_sends_events_and_modes():
+    w = _Events(); w.setup(_tasks())
+    cb = WeightingCallback()
+    cb.learn = SimpleNamespace(loss_func=SimpleNamespace(weighting=w))
+    w.eval(); cb.before_train(); assert w.training
+    cb.before_validate(); assert not w.training
+    for e in ('before_fit', 'before_epoch', 'before_batch', 'after_pred', 'after_backward', 'after_fit'): getattr(cb, e)()
+    cb.after_train(); cb.after_cancel_validate(); cb.after_validate(); cb.after_validate()
+    assert w.seen == ['before_train', 'before_validate', 'before_fit', 'before_epoch', 'before_batch', 'after_pred',
+                      'after_backward', 'after_fit', 'after_train', 'after_validate']
+    cb.after_cancel_train(); cb.after_train(); assert w.seen[-1] == 'after_validate'
+    cb.learn = SimpleNamespace(loss_func=SimpleNamespace())
+    cb.before_train(); cb.before_validate(); cb.after_backward()  # no weighting: nothing to do
+
+def test_task_weight_metric():
+    tasks = _tasks()
+    m = TaskWeight(tasks[1], 1)
+    m.reset(); assert m.value is None
+    m.accumulate(SimpleNamespace(loss_func=MultiTaskLoss(tasks)))
+    assert m.value == 2. and m.name == 'w_r'
+
+# Metrics
+def _learn(preds, targs, lf=None):
+    return SimpleNamespace(pred=preds, yb=targs, loss_func=lf, to_detach=lambda b, cpu=True, gather=True: b.detach())
+
+def test_task_view_sees_only_the_labelled_items():
+    preds, targs = _batch()
+    tasks = _tasks()
+    v = TaskView(_learn(preds, targs), 2, tasks[2])
+    close(v.pred, preds[2][[0, 2, 3]]); close(v.y, targs[2][[0, 2, 3]])
+    assert v.yb[0] is v.y and v.loss_func is None
+    assert v.to_detach(v.pred).requires_grad is False
+
+def test_task_metrics_on_a_hand_made_batch():
+    preds = (tensor_([[2., 1., 0.], [0., 3., 0.], [0., 0., 1.], [5., 0., 0.]]), tensor_([1., 2., 3., 4.]), torch.zeros(4, 2))
+    targs = (tensor_([0, -1, 1, 0]), tensor_([1., float('nan'), 1., 0.]), torch.full((4, 2), float('nan')))
+    tasks = Tasks(CategoryTask('c'), RegressionTask('r'), MultiCategoryTask('m'))
+    learn = _learn(preds, targs)
+    ms = tasks.metrics
+    assert [m.name for m in ms] == ['c_accuracy', 'c_loss', 'r_mae', 'r_loss', 'm_accuracy_multi', 'm_loss']
+    for m in ms[0], ms[2], ms[4]: m.reset(); m.accumulate(learn); m.accumulate(learn)
+    close(ms[0].value, 2/3)  # items 0 and 3 right, item 2 wrong, item 1 unlabelled
+    close(ms[2].value, (0 + 2 + 4)/3)
+    assert ms[4].value is None  # no labelled item: nothing accumulated
+    ms[0].reset(); ms[0].accumulate(_learn(preds, (tensor_([1, -1, 1, 0]), *targs[1:]))); close(ms[0].value, 1/3)
+
+def test_task_loss_metric_is_a_count_weighted_mean():
+    tasks = _tasks()
+    m = TaskLoss(tasks[1], 1)
+    m.reset(); assert m.value is None and m.name == 'r_loss'
+    lf = SimpleNamespace(task_losses=tensor_([9., 2.]), task_counts=tensor_([1., 3.]))
+    learn = SimpleNamespace(loss_func=lf, to_detach=lambda b: b)
+    m.accumulate(learn)
+    lf.task_losses, lf.task_counts = tensor_([9., 6.]), tensor_([1., 1.])
+    m.accumulate(learn)
+    close(m.value, (2*3 + 6)/4)
+
+# Labels
+@pytest.mark.parametrize('o', [None, float('nan'), np.nan, np.float32('nan'), pd.NA, pd.NaT, '', '  ', '\t'])
+def test_is_missing(o): assert is_missing(o) is True
+
+@pytest.mark.parametrize('o', ['a', ' a', 0, 0., False, [float('nan')], (), np.array([np.nan]), 'nan'])
+def test_is_not_missing(o): assert is_missing(o) is False
+
+def test_is_labelled():
+    assert is_labelled(tensor_([1., float('nan'), -1.])).tolist() == [True, False, True]
+    assert is_labelled(tensor_([0, -1, 2, -5])).tolist() == [True, False, True, False]
+
+def test_task_col_reader_names_task_and_columns():
+    r = TaskColReader('size', task='sz')
+    assert r(pd.Series({'size': 3, 'b': 1})) == 3
+    with pytest.raises(ValueError, match=r"^Task 'sz': label column 'size' is not in the data, whose columns are \['a', 'b'\]$"):
+        r(pd.Series({'a': 1, 'b': 2}))
+
+def test_named():
+    c = Category('x')
+    assert named(c, 't') is c and c.task == 't'
+
+def _setup(tfm, items, valid=None):
+    items = L(items)
+    if valid is not None: items.valid = L(valid)
+    tfm.setup(items, train_setup=True)
+    return tfm
+
+def test_task_categorize():
+    tfm = _setup(TaskCategorize(task='c'), ['b', 'a', None, '', 'b'], ['a'])
+    assert list(tfm.vocab) == ['a', 'b'] and tfm.c == 2
+    assert tfm('a') == 0 and tfm('b') == 1 and tfm(None) == -1 and tfm(' ') == -1
+    assert isinstance(tfm('b'), TensorCategory)
+    assert tfm.decode(TensorCategory(0)) == 'a' and tfm.decode(TensorCategory(1)) == 'b' and tfm.decode(TensorCategory(-1)) == '#na#'
+    assert tfm.decode(TensorCategory(0)).task == 'c'
+    with pytest.raises(ValueError, match=r"^Task 'c': label 'z' is not one of the training labels \['a', 'b'\]$"): tfm('z')
+    assert list(_setup(TaskCategorize(sort=False, task='c'), ['b', 'a']).vocab) == ['b', 'a']
+
+def test_task_categorize_errors():
+    with pytest.raises(ValueError, match=r"^Task 'c': the validation set has labels \['z'\] that the training set does not have"):
+        _setup(TaskCategorize(task='c'), ['a', 'b'], ['a', None, 'z'])
+    with pytest.raises(ValueError, match=r"^Task 'c': the data has labels \['z'\] that are not in the vocab given to the task, \['a', 'b'\]"):
+        _setup(TaskCategorize(vocab=['a', 'b'], task='c'), ['a', 'z', None])
+    assert list(_setup(TaskCategorize(vocab=['b', 'a'], task='c'), ['a', None]).vocab) == ['a', 'b']
+    with pytest.raises(ValueError, match=r"^Task 'c': the labels mix types that cannot be ordered \(\['int', 'str'\]\), e.g. \[1, 'a'\]"):
+        _setup(TaskCategorize(task='c'), ['a', 1, None])
+    with pytest.raises(ValueError, match=r"^Task 'c': every label in the training set is missing; it needs"):
+        _setup(TaskCategorize(task='c'), [None, ''])
+    with pytest.raises(ValueError, match=r"^Task 'c': the training set is empty; it needs at least one labelled training item$"):
+        _setup(TaskCategorize(task='c'), [])
+
+def test_task_multi_categorize():
+    tfm = _setup(TaskMultiCategorize(task='m'), ['b a', None, ['c'], ' b '], ['a c'])
+    assert list(tfm.vocab) == ['a', 'b', 'c'] and tfm.c == 3
+    close(tfm('a c'), [1., 0., 1.]); close(tfm(['b']), [0., 1., 0.])
+    assert tfm(None).isnan().all() and tfm(None).shape == (3,) and isinstance(tfm(None), TensorMultiCategory)
+    assert tfm.decode(TensorMultiCategory(tensor_([1., 0., 1.]))) == ['a', 'c']
+    assert tfm.decode(TensorMultiCategory(tensor_([float('nan')]*3))) == ['#na#']
+    assert tfm.decode(TensorMultiCategory(tensor_([0., 1., 0.]))).task == 'm'
+    with pytest.raises(ValueError, match=r"^Task 'm': labels \['z'\] are not among the training labels \['a', 'b', 'c'\]$"): tfm('a z')
+    with pytest.raises(TypeError, match=r"^Task 'm': expected a list of labels or a string of labels separated by ' ', got 3$"): tfm(3)
+    assert list(_setup(TaskMultiCategorize(label_delim=';', task='m'), ['x;y', 'y']).vocab) == ['x', 'y']
+    assert list(_setup(TaskMultiCategorize(vocab=['b', 'a'], task='m'), ['a']).vocab) == ['b', 'a']
+    with pytest.raises(ValueError, match="not in the vocab given"): _setup(TaskMultiCategorize(vocab=['a'], task='m'), ['a b'])
+
+def test_task_multi_categorize_warns_of_another_delimiter():
+    with pytest.warns(UserWarning, match=r"^Task 'm': labels \['a,b'\] look like several labels joined by ',', but label_delim is ' '"):
+        _setup(TaskMultiCategorize(task='m'), ['a', 'b', 'a,b'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        _setup(TaskMultiCategorize(task='m'), ['a', 'a,b'])  # 'b' is not a label: no warning
+        _setup(TaskMultiCategorize(label_delim=',', task='m'), ['a', 'b', 'a,b'])
+
+def test_task_regression_setup():
+    tfm = _setup(TaskRegressionSetup(task='r'), [1., '2.5', None])
+    close(tfm('2.5'), 2.5); close(tfm(3), 3.); assert tfm(3).dtype == torch.float32
+    assert tfm(None).isnan() and tfm(None).ndim == 0 and tfm('').isnan()
+    assert tfm.decode(tensor_(2.5)) == 2.5 and tfm.decode(tensor_(2.5)).task == 'r'
+    assert tfm.decode(tensor_([1., 2.])) == (1., 2.)
+    with pytest.raises(ValueError, match=r"^Task 'r': expected a number, got 'x'$"): tfm('x')
+    with pytest.raises(ValueError, match=r"^Task 'r': expected a finite number, got inf$"): tfm(float('inf'))
+    with pytest.raises(ValueError, match=r"^Task 'r': expected a number, got 'x'$"): _setup(TaskRegressionSetup(task='r'), [1., 'x'])
+    two = TaskRegressionSetup(c=2, task='r')
+    assert two(None).shape == (2,) and two(None).isnan().all()
+    one = TaskRegressionSetup(c=1, task='r')
+    assert one(None).ndim == 0
+
+def _tl(df, tfm, col='a'):
+    tl = TfmdLists(df, [ColReader(col), tfm], splits=[list(range(len(df))), []])
+    return tl.train
+
+def test_encode_targets_equals_the_per_item_pipeline():
+    df = pd.DataFrame({'a': ['x', None, 'y', 'x', float('nan')], 'b': [1., 2., None, 4., 5.]})
+    tl = _tl(df, TaskCategorize(task='a'))
+    t, typ = encode_targets(tl)
+    assert typ is TensorCategory and t.tolist() == [0, -1, 1, 0, -1] == [int(tl[i]) for i in range(5)]
+    assert type(t) is torch.Tensor
+    t, typ = encode_targets(_tl(df, TaskRegressionSetup(task='b'), 'b'))
+    assert t[2].isnan() and t[[0, 1, 3, 4]].tolist() == [1., 2., 4., 5.]
+    tl = _tl(df, TaskMultiCategorize(task='a'))
+    t, typ = encode_targets(tl)
+    assert typ is TensorMultiCategory and t.shape == (5, 2) and t[1].isnan().all() and t[0].tolist() == [1., 0.]
+
+def test_encode_targets_declines_what_it_cannot_encode():
+    df = pd.DataFrame({'a': ['x', 'y'], 'b': [1., 2.]})
+    tl = _tl(df, TaskCategorize(task='a'))
+    tl.tfms.fs[0] = lambda r: r['a']
+    assert encode_targets(tl) is None  # not a ColReader
+    assert encode_targets(TfmdLists(df, [ColReader(['a', 'b'])], splits=[[0, 1], []]).train) is None  # two columns
+    tl = TfmdLists(df, [ColReader('a')])
+    tl.tfms.fs[0] = ColReader('z')
+    assert encode_targets(tl) is None  # not a column
+    tl = TfmdLists(df, [ColReader('a'), TaskCategorize(task='a')])
+    tl.items = L(df.to_dict('records'))
+    assert encode_targets(tl) is None  # not a DataFrame
+    assert encode_targets(TfmdLists(df, [ColReader('a')], splits=[[0, 1], []]).train) is None  # not tensors
+    tl = TfmdLists(df, [ColReader('a'), TaskCategorize(task='a')])
+    tl.items = df.iloc[:0]
+    assert encode_targets(tl) is None  # empty
+    df2 = pd.DataFrame({'a': [[1.], [1., 2.]]})
+    assert encode_targets(TfmdLists(df2, [ColReader('a'), TaskRegressionSetup(task='a')])) is None  # shapes differ
+
+def test_encode_targets_encodes_each_value_once():
+    calls = []
+    def tfm(o): calls.append(o); return torch.tensor(float(o))
+    df = pd.DataFrame({'a': [1., 2., 1., 1.], 'l': [[1.], [1.], [2.], [1.]]})
+    tl = TfmdLists(df, [ColReader('a'), tfm])
+    calls.clear()
+    t, typ = encode_targets(tl)
+    assert t.tolist() == [1., 2., 1., 1.] and calls == [1., 2.]
+    tl = TfmdLists(df, [ColReader('l'), lambda o: (calls.append(o), torch.tensor(o))[1]])
+    calls.clear()
+    t, _ = encode_targets(tl)
+    assert t.tolist() == [[1.], [1.], [2.], [1.]] and len(calls) == 4  # unhashable values: encoded each time
+
+def test_task_dl_serves_the_encoded_targets():
+    from fastai.vision.all import Datasets
+    df = pd.DataFrame({'a': ['x', 'y', None, 'x'], 'b': [1., 2., 3., None]})
+    dsets = Datasets(df, [[ColReader('b'), TaskRegressionSetup(task='b')], [ColReader('a'), TaskCategorize(task='a')]], splits=[[0, 1, 2, 3], []])
+    dl = TaskDL(dsets.train, bs=4, shuffle=False)
+    assert [t is not None for t in dl.encoded_targets()] == [True, True]
+    assert dl.encoded_targets() is dl.encoded_targets()
+    b = dl.one_batch()
+    assert isinstance(b[1], TensorCategory) and b[1].tolist() == [0, 1, -1, 0]
+    close(b[0][:3], [1., 2., 3.]); assert b[0][3].isnan()
+    assert [dl.create_item(i)[1].item() for i in range(4)] == [0, 1, -1, 0]
+    assert type(dl.create_item(2)[1]) is TensorCategory
