@@ -19,7 +19,7 @@ from .serialize import *
 from .serialize import _vision_inputs, _tabular_inputs, _inference_tfm
 
 # %% ../nbs/12_export.ipynb #6628b0d7
-ONNX_DECODES = {'category': 'softmax', 'multi-category': 'sigmoid', 'regression': 'identity',
+ONNX_DECODES = {'category': 'softmax', 'binary': 'binary', 'multi-category': 'sigmoid', 'regression': 'identity',
                 'segmentation': 'mask', 'depth': 'pixels', 'pixel-regression': 'pixels', 'normals': 'normals'}
 
 # %% ../nbs/12_export.ipynb #f1826f58
@@ -29,7 +29,7 @@ def output_description(task:Task)->dict:
         f"Task '{task.name}': tasks of kind {task.kind!r} have no ONNX decoding; the known kinds are {list(ONNX_DECODES)}")
     d = dict(name=task.name, task=task.name, kind=task.kind, decode=ONNX_DECODES[task.kind])
     if task.dense: d['dense'] = True
-    if task.kind == 'multi-category': d['thresh'] = float(task.loss_func.thresh)
+    if task.kind in ('multi-category', 'binary'): d['thresh'] = float(task.loss_func.thresh)
     if hasattr(task, 'unit'): d['unit'] = task.unit
     return d
 

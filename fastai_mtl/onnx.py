@@ -112,9 +112,14 @@ def _sigmoid(out, task, desc, size=None):
     p = sigmoid(out)
     return [str(c) for c,q in zip(task['vocab'], p) if q > desc['thresh']],p
 
+def _binary(out, task, desc, size=None):
+    "One logit: the positive class (the vocab's second) above `thresh`, and both classes' probabilities, as `BinaryTask.activation`"
+    p = float(sigmoid(out).reshape(-1)[0])
+    return str(task['vocab'][int(p > desc['thresh'])]),np.array([1 - p, p], dtype=np.float32)
+
 def _identity(out, task, desc, size=None): return (float(out) if out.ndim == 0 else tuple(map(float, out))),out
 
-DECODERS = dict(softmax=_softmax, sigmoid=_sigmoid, identity=_identity, **DENSE_DECODERS)
+DECODERS = dict(softmax=_softmax, binary=_binary, sigmoid=_sigmoid, identity=_identity, **DENSE_DECODERS)
 
 # %% ../nbs/13_onnx.ipynb #a5388c8d
 class OnnxPredictions(dict):

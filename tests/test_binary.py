@@ -58,3 +58,12 @@ def test_more_than_two_labels_is_a_clear_error(red):
     tasks = Tasks(BinaryTask('color'))
     with pytest.raises(ValueError, match=r"Task 'color': a binary task needs exactly two labels, got 3"):
         shapes_dataloaders(path, df, tasks, bs=32, num_workers=0)
+
+def test_onnx_predictor_answers_as_learn_predict(red, tmp_path):
+    from fastai_mtl.onnx import OnnxPredictor
+    path, df, learn = red
+    predictor = OnnxPredictor(learn.export_onnx(tmp_path/'red.onnx'))
+    for f in df.fname[:6]:
+        got, want = predictor.predict(path/f), learn.predict(path/f)
+        assert got['red'] == want['red'] and got['shape'] == want['shape']
+        np.testing.assert_allclose(got.probs['red'], want.probs['red'].numpy(), atol=1e-5)
