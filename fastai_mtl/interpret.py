@@ -40,6 +40,87 @@ class MTLInterpretation(Interpretation):
         t = self.tasks[task]
         return list(self.tasks).index(t), t
 
+    def top_losses(self, 
+        k:int=None, # Number of items, all by default
+        largest:bool=True, # Largest or smallest losses
+        items:bool=False, # Also return the items
+        task:str|int=None, # A task's name or position; the combined loss if None
+    ):
+        "`k` largest (or smallest) losses and their indexes, for the combined loss or one `task`"
+        losses = self.losses if task is None else self.task_losses[:, self._task(task)[0]]
+        idx = torch.where(~losses.isnan())[0]
+        top,order = losses[idx].topk(min(ifnone(k, len(idx)), len(idx)), largest=largest)
+        idx = idx[order]
+        if items: return top, idx, getattr(self.dl.items, 'iloc', L(self.dl.items))[idx]
+        return top, idx
+
+    def plot_top_losses(self, k:int=9, largest:bool=True, task:str|int=None, nrows=None, ncols=None, figsize=None, **kwargs):
+        "Show the `k` items with the largest (or smallest) combined or `task` loss, with every task's truth / prediction (dense tasks: a row per item)"
+        losses,idx = self.top_losses(k, largest, task=task)
+        inps,_,targs,decoded,_ = self[idx]
+        _,_,its = self.dl._pre_show_batch(tuplify(inps) + tuplify(targs), max_n=len(idx))
+        _,_,outs = self.dl._pre_show_batch(tuplify(inps) + tuplify(decoded), max_n=len(idx))
+        n_inp = self.dl.n_inp
+        name = 'loss' if task is None else f'{self._task(task)[1].name} loss'
+        loss_lines = [[(f'{name}: {l.item():.3g}', 'black')] for l in losses]
+        if any(t.dense for t in self.tasks):   # the dense panels of `show_results`
+            rows = _rows(its, len(idx), 2, figsize, n_extra=1)
+            for s,o,row,l in zip(_name_dense(its, self.tasks), outs, rows, loss_lines): _draw(s, row, o[n_inp:], l)
+            return rows
+        axs = labelled_grid(len(idx), len(self.tasks)+1, nrows, ncols, figsize)
+        for ax,s,o,l in zip(axs, its, outs, loss_lines):
+            s[0].show(ctx=ax, **kwargs)
+            write_lines(ax, label_lines(s[n_inp:], o[n_inp:]) + l)
+        return axs
+
+    def confusion_matrix(self, task:str|int):
+        "Confusion matrix of category or segmentation `task` (rows: actual, columns: predicted) over its labelled items (pixels)"
+        i,t = self._task(task)
+        if not isinstance(t, (CategoryTask, SegmentationTask)): raise ValueError(
+            f"Task '{t.name}' is not a CategoryTask or a SegmentationTask: it has no confusion matrix")
+        targ,dec = self.targs[i], self.decoded[i]
+        mask = targ >= 0
+        return np.bincount((targ[mask]*len(t.vocab) + dec[mask]).numpy(), minlength=len(t.vocab)**2).reshape(len(t.vocab), -1)
+
+    def iou_table(self, task:str|int)->pd.DataFrame:
+        "Each class's IoU (NaN when absent from truth and prediction) and pixel counts for segmentation `task`; the mean IoU in `.attrs['miou']`"
+        i,t = self._task(task)
+        if not isinstance(t, SegmentationTask): raise ValueError(f"Task '{t.name}' is not a SegmentationTask: it has no IoU per class")
+        cm = tensor(self.confusion_matrix(task))
+        iou = class_iou(cm)
+        df = pd.DataFrame(dict(iou=iou.numpy(), pixels=cm.sum(1).numpy(), predicted=cm.sum(0).numpy()), index=pd.Index(t.vocab, name='class'))
+        df.attrs['miou'] = iou.nanmean().item()
+        return df
+
+    def task_interpretation(self, task:str|int):
+        "fastai's `ClassificationInterpretation` of category `task`"
+        return TaskClassificationInterpretation(self.confusion_matrix(task), self._task(task)[1].vocab)
+
+    def plot_confusion_matrix(self, task:str|int, title:str=None, **kwargs):
+        "Plot the confusion matrix of category `task` (fastai's `plot_confusion_matrix` arguments)"
+        self.task_interpretation(task).plot_confusion_matrix(title=ifnone(title, f'{self._task(task)[1].name}: confusion matrix'), **kwargs)
+
+    def most_confused(self, task:str|int, min_val:int=1):
+        "(actual, predicted, count) of the most frequent mistakes of category `task`"
+        return self.task_interpretation(task).most_confused(min_val)
+
+    def plot_residuals(self, task:str|int, figsize=(9, 4)):
+        "Predicted vs actual, and residual vs predicted, for regression `task`"
+        i,t = self._task(task)
+        if not isinstance(t, RegressionTask): raise ValueError(f"Task '{t.name}' is not a RegressionTask: it has no residuals")
+        targ,pred = self.targs[i].flatten(), self.decoded[i].flatten()
+        mask = ~targ.isnan()
+        targ,pred = targ[mask].numpy(), pred[mask].numpy()
+        fig,(ax1,ax2) = plt.subplots(1, 2, figsize=figsize)
+        ax1.scatter(targ, pred, s=10, alpha=0.6)
+        lims = [min(targ.min(), pred.min()), max(targ.max(), pred.max())]
+        ax1.plot(lims, lims, color='grey', linewidth=1)
+        ax1.set(xlabel=f'actual {t.name}', ylabel=f'predicted {t.name}', title=f'{t.name}: predicted vs actual')
+        ax2.scatter(pred, pred-targ, s=10, alpha=0.6)
+        ax2.axhline(0, color='grey', linewidth=1)
+        ax2.set(xlabel=f'predicted {t.name}', ylabel='residual (predicted - actual)', title=f'{t.name}: residuals (MAE {np.abs(pred-targ).mean():.3g})')
+        return fig
+
 # %% ../nbs/08_interpret.ipynb #8cd233ee
 def _trained_weights(learn):
     "The task weights of `learn`'s loss function on its last training batch (its weighting's, times the tasks' weights)"
@@ -52,22 +133,6 @@ def _item_losses(task, pred, targ):
     n = mask.sum(1)
     return torch.where(n > 0, losses.sum(1)/n.clamp_min(1), nan)
 
-# %% ../nbs/08_interpret.ipynb #a43c5c8f
-@patch
-def top_losses(self:MTLInterpretation, 
-    k:int=None, # Number of items, all by default
-    largest:bool=True, # Largest or smallest losses
-    items:bool=False, # Also return the items
-    task:str|int=None, # A task's name or position; the combined loss if None
-):
-    "`k` largest (or smallest) losses and their indexes, for the combined loss or one `task`"
-    losses = self.losses if task is None else self.task_losses[:, self._task(task)[0]]
-    idx = torch.where(~losses.isnan())[0]
-    top,order = losses[idx].topk(min(ifnone(k, len(idx)), len(idx)), largest=largest)
-    idx = idx[order]
-    if items: return top, idx, getattr(self.dl.items, 'iloc', L(self.dl.items))[idx]
-    return top, idx
-
 # %% ../nbs/08_interpret.ipynb #f14ba1e5
 def _name_dense(samples, tasks):
     "Give the dense targets of `samples` their task's name and codes, which targets gathered by `get_preds` lack"
@@ -76,84 +141,8 @@ def _name_dense(samples, tasks):
             if t.dense: o.task,o.codes = t.name,getattr(t, 'codes', None)
     return samples
 
-@patch
-def plot_top_losses(self:MTLInterpretation, k:int=9, largest:bool=True, task:str|int=None, nrows=None, ncols=None, figsize=None, **kwargs):
-    "Show the `k` items with the largest (or smallest) combined or `task` loss, with every task's truth / prediction (dense tasks: a row per item)"
-    losses,idx = self.top_losses(k, largest, task=task)
-    inps,_,targs,decoded,_ = self[idx]
-    _,_,its = self.dl._pre_show_batch(tuplify(inps) + tuplify(targs), max_n=len(idx))
-    _,_,outs = self.dl._pre_show_batch(tuplify(inps) + tuplify(decoded), max_n=len(idx))
-    n_inp = self.dl.n_inp
-    name = 'loss' if task is None else f'{self._task(task)[1].name} loss'
-    loss_lines = [[(f'{name}: {l.item():.3g}', 'black')] for l in losses]
-    if any(t.dense for t in self.tasks):   # the dense panels of `show_results`
-        rows = _rows(its, len(idx), 2, figsize, n_extra=1)
-        for s,o,row,l in zip(_name_dense(its, self.tasks), outs, rows, loss_lines): _draw(s, row, o[n_inp:], l)
-        return rows
-    axs = labelled_grid(len(idx), len(self.tasks)+1, nrows, ncols, figsize)
-    for ax,s,o,l in zip(axs, its, outs, loss_lines):
-        s[0].show(ctx=ax, **kwargs)
-        write_lines(ax, label_lines(s[n_inp:], o[n_inp:]) + l)
-    return axs
-
 # %% ../nbs/08_interpret.ipynb #51517341
 class TaskClassificationInterpretation(ClassificationInterpretation):
     "fastai's `ClassificationInterpretation` for one task, from its confusion matrix `cm` and `vocab`"
     def __init__(self, cm, vocab): self.cm,self.vocab = cm,vocab
     def confusion_matrix(self): return self.cm.copy()
-
-# %% ../nbs/08_interpret.ipynb #b439acb9
-@patch
-def confusion_matrix(self:MTLInterpretation, task:str|int):
-    "Confusion matrix of category or segmentation `task` (rows: actual, columns: predicted) over its labelled items (pixels)"
-    i,t = self._task(task)
-    if not isinstance(t, (CategoryTask, SegmentationTask)): raise ValueError(
-        f"Task '{t.name}' is not a CategoryTask or a SegmentationTask: it has no confusion matrix")
-    targ,dec = self.targs[i], self.decoded[i]
-    mask = targ >= 0
-    return np.bincount((targ[mask]*len(t.vocab) + dec[mask]).numpy(), minlength=len(t.vocab)**2).reshape(len(t.vocab), -1)
-
-@patch
-def iou_table(self:MTLInterpretation, task:str|int)->pd.DataFrame:
-    "Each class's IoU (NaN when absent from truth and prediction) and pixel counts for segmentation `task`; the mean IoU in `.attrs['miou']`"
-    i,t = self._task(task)
-    if not isinstance(t, SegmentationTask): raise ValueError(f"Task '{t.name}' is not a SegmentationTask: it has no IoU per class")
-    cm = tensor(self.confusion_matrix(task))
-    iou = class_iou(cm)
-    df = pd.DataFrame(dict(iou=iou.numpy(), pixels=cm.sum(1).numpy(), predicted=cm.sum(0).numpy()), index=pd.Index(t.vocab, name='class'))
-    df.attrs['miou'] = iou.nanmean().item()
-    return df
-
-@patch
-def task_interpretation(self:MTLInterpretation, task:str|int):
-    "fastai's `ClassificationInterpretation` of category `task`"
-    return TaskClassificationInterpretation(self.confusion_matrix(task), self._task(task)[1].vocab)
-
-@patch
-def plot_confusion_matrix(self:MTLInterpretation, task:str|int, title:str=None, **kwargs):
-    "Plot the confusion matrix of category `task` (fastai's `plot_confusion_matrix` arguments)"
-    self.task_interpretation(task).plot_confusion_matrix(title=ifnone(title, f'{self._task(task)[1].name}: confusion matrix'), **kwargs)
-
-@patch
-def most_confused(self:MTLInterpretation, task:str|int, min_val:int=1):
-    "(actual, predicted, count) of the most frequent mistakes of category `task`"
-    return self.task_interpretation(task).most_confused(min_val)
-
-# %% ../nbs/08_interpret.ipynb #362591de
-@patch
-def plot_residuals(self:MTLInterpretation, task:str|int, figsize=(9, 4)):
-    "Predicted vs actual, and residual vs predicted, for regression `task`"
-    i,t = self._task(task)
-    if not isinstance(t, RegressionTask): raise ValueError(f"Task '{t.name}' is not a RegressionTask: it has no residuals")
-    targ,pred = self.targs[i].flatten(), self.decoded[i].flatten()
-    mask = ~targ.isnan()
-    targ,pred = targ[mask].numpy(), pred[mask].numpy()
-    fig,(ax1,ax2) = plt.subplots(1, 2, figsize=figsize)
-    ax1.scatter(targ, pred, s=10, alpha=0.6)
-    lims = [min(targ.min(), pred.min()), max(targ.max(), pred.max())]
-    ax1.plot(lims, lims, color='grey', linewidth=1)
-    ax1.set(xlabel=f'actual {t.name}', ylabel=f'predicted {t.name}', title=f'{t.name}: predicted vs actual')
-    ax2.scatter(pred, pred-targ, s=10, alpha=0.6)
-    ax2.axhline(0, color='grey', linewidth=1)
-    ax2.set(xlabel=f'predicted {t.name}', ylabel='residual (predicted - actual)', title=f'{t.name}: residuals (MAE {np.abs(pred-targ).mean():.3g})')
-    return fig
