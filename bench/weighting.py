@@ -17,7 +17,7 @@ from common import add_device_args, setup, timed, machine, suffix
 
 warnings.filterwarnings('ignore')
 KINDS = dict(static='loss', equal='loss', uncertainty='loss', dwa='loss', rlw='loss', gls='loss', famo='loss',
-             metric_inverse='loss', log='loss', mgda='gradient (representation)', pcgrad='gradient (representation)',
+             metric_inverse='loss', log='loss', gradnorm='gradient norms (representation)', mgda='gradient (representation)', pcgrad='gradient (representation)',
              cagrad='gradient (representation)', imtl_g='gradient (representation)', aligned_mtl='gradient (representation)',
              nash_mtl='gradient (representation)', upgrad='gradient (representation)', dualproj='gradient (representation)',
              graddrop='gradient (parameter)', config='gradient (parameter)')

@@ -27,7 +27,7 @@ def _fit(learn, *args, **kwargs):
         learn.fit_one_cycle(*args, **kwargs)
     return learn.history.df
 
-@pytest.mark.parametrize('mode,weighting', [('bf16', 'upgrad'), ('fp16', 'upgrad'), ('bf16', 'uncertainty'), ('fp16', 'config')])
+@pytest.mark.parametrize('mode,weighting', [('bf16', 'upgrad'), ('fp16', 'upgrad'), ('bf16', 'uncertainty'), ('fp16', 'config'), ('fp16', 'gradnorm')])
 def test_cpu_autocast(tiny_shapes, mode, weighting):
     learn = _learner(tiny_shapes, weighting).to_amp(mode)
     seen = []
@@ -37,7 +37,7 @@ def test_cpu_autocast(tiny_shapes, mode, weighting):
     assert np.isfinite(df.drop(columns=['fit', 'epoch']).values.astype(float)).all(), df
     if mode == 'fp16': assert learn.loss_func.weighting.grad_scale >= 2.   # the GradScaler's scale (65536, halved on overflows) reached the weighting
 
-@pytest.mark.parametrize('weighting', ['static', 'uncertainty', 'dwa', 'famo', 'metric_inverse'])
+@pytest.mark.parametrize('weighting', ['static', 'uncertainty', 'dwa', 'famo', 'metric_inverse', 'gradnorm'])
 def test_resume_equals_uninterrupted(tiny_shapes, tmp_path, weighting):
     learn = _learner(tiny_shapes, weighting, path=tmp_path)
     full = _fit(learn, 3, 1e-2, cbs=[SeedEachEpoch(7), SaveModelCallback(monitor='shape_accuracy', every_epoch=True, with_opt=True)])

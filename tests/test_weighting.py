@@ -63,6 +63,9 @@ def _weights_move_as_the_paper_says(learn, name):
         if name == 'metric_inverse':
             valid = torch.tensor(df[[f'{t}_loss' for t in _names]].values[-2], dtype=torch.float)
             assert torch.allclose(epochs[-1, 0], 4*valid/valid.sum(), rtol=1e-4), (epochs[-1, 0], valid)
+    elif name == 'gradnorm':                                                             # learned weights, renormalised to sum to the number of tasks
+        assert torch.equal(ws[0], torch.ones(4)) and torch.allclose(ws.sum(1), torch.full((len(ws),), 4.)), ws.sum(1)
+        assert (ws[-1] - 1).abs().max() > 0.05, ws[-1]
     elif name in ('graddrop', 'config'): assert wg.level == 'parameter'                  # they combine gradients, not weights (recorded as ones)
     else:
         if name == 'dualproj': assert (ws - 0.25).abs().max() > 1e-3, ws                 # the mean, projected when it conflicts with a task
@@ -97,7 +100,7 @@ def test_weighting_with_missing_labels(small_shapes, name):
     values = learn.history.df.drop(columns=['fit', 'epoch']).values.astype(float)
     assert np.isfinite(values).all(), learn.history.df
 
-@pytest.mark.parametrize('name', ['upgrad', 'famo', 'uncertainty', 'dwa'])
+@pytest.mark.parametrize('name', ['upgrad', 'famo', 'uncertainty', 'dwa', 'gradnorm'])
 def test_export_with_weighting(small_shapes, tmp_path, name):
     learn = _learner(small_shapes, name, path=tmp_path)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
@@ -116,7 +119,7 @@ class _PredDtypes(Callback):
         self.dtypes |= {p.dtype for p in self.pred}
         if getattr(self.learn, 'scaler', None) is not None and self.learn.scaler.is_enabled(): self.scales.add(self.learn.scaler.get_scale())
 
-@pytest.mark.parametrize('name', ['upgrad', 'uncertainty', 'config'])
+@pytest.mark.parametrize('name', ['upgrad', 'uncertainty', 'config', 'gradnorm'])
 def test_weighting_with_mixed_precision_callback(small_shapes, name):
     "Real mixed precision on the CPU (`to_amp`, fp16 autocast and GradScaler): the weighting's scaled-gradient path runs (fastai's MixedPrecision does nothing on CPU)"
     dtypes = _PredDtypes()
