@@ -51,9 +51,9 @@ class TaskGradientWeighting(Weighting):
 
     def _jacobian(self, losses, idx, inputs):
         "Rows: the gradient of the loss of each task in `idx` w.r.t. `inputs`, flattened (in float32, unscaled)"
-        rows = []
+        rows,parts = [],ifnone(getattr(self, 'parts', None), losses) # `losses[i]` would run back through every task's head
         for i in idx:
-            grads = torch.autograd.grad(losses[i]*self.grad_scale, inputs, retain_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(parts[i]*self.grad_scale, inputs, retain_graph=True, allow_unused=True)
             rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten().float() for g,p in zip(grads, inputs)])/self.grad_scale)
         return torch.stack(rows)
 

@@ -29,8 +29,11 @@ class Weighting(Module):
         "The combined loss: the terms, each times its task's weight, summed"
         return (self.static*terms).sum()
 
-    def forward(self, losses, counts):
+    def forward(self, losses, counts, parts:list=None):
+        "The combined loss; `parts`, if given, are the entries of `losses` before they were stacked, for weightings that differentiate one task's loss"
+        self.parts = parts
         terms,weights = self.terms(losses, counts)
+        self.parts = None
         if self.training: self.weights = (self.static*weights).detach()
         return self.reduce(terms)
 
@@ -69,12 +72,13 @@ class MultiTaskLoss(Module):
         self._check(preds, targs)
         losses,masks = zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
         counts = torch.stack([m.sum() for m in masks]).float()
-        task_losses = torch.stack([l.sum() for l in losses]) / counts.clamp_min(1)
+        parts = [l.sum()/c.clamp_min(1) for l,c in zip(losses, counts)] # Each its own tensor: one task's gradient then runs back through that task's head only
+        task_losses = torch.stack(parts)
         self.task_losses,self.task_counts = task_losses.detach(),counts
         if self.reduction == 'none':
             item_losses = torch.stack([l.sum(1)/m.sum(1).clamp_min(1) for l,m in zip(losses, masks)], 1)
             return (item_losses*self.task_weights.to(item_losses)).sum(1)
-        return self.weighting(task_losses, counts)
+        return self.weighting(task_losses, counts, parts)
 
     @property
     def task_weights(self):
