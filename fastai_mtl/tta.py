@@ -67,6 +67,8 @@ def tta(self:MTLLearner,
     "fastai's `tta` per task: predictions as `get_preds` gives them, averaged over augmented views (flips undone for dense tasks), and targets"
     if dl is None: dl = self.dls[ds_idx].new(shuffle=False, drop_last=False)
     dl = dl.new(**{k: v for k,v in dict(after_item=item_tfms, after_batch=batch_tfms).items() if v is not None})
+    if not hasattr(dl.dataset, 'set_split_idx'): raise TypeError(
+        f"`tta` averages predictions over augmented images; this learner's data ({type(dl.dataset).__name__}) has no augmentations: use `learn.get_preds()`")
     try:
         self(_before_epoch)
         with self.no_mbar(): augs = _augmented_preds(self, dl, n)
