@@ -69,6 +69,7 @@ def tta(self:MTLLearner,
     dl = dl.new(**{k: v for k,v in dict(after_item=item_tfms, after_batch=batch_tfms).items() if v is not None})
     if not hasattr(dl.dataset, 'set_split_idx'): raise TypeError(
         f"`tta` averages predictions over augmented images; this learner's data ({type(dl.dataset).__name__}) has no augmentations: use `learn.get_preds()`")
+    if not len(dl.dataset): raise ValueError("`tta` got a DataLoader without items (a learner from `load_learner` keeps none): pass `dl=learn.dls.test_dl(items)`")
     try:
         self(_before_epoch)
         with self.no_mbar(): augs = _augmented_preds(self, dl, n)
