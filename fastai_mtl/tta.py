@@ -44,7 +44,7 @@ class FlipInput(Callback):
 def _augmented_preds(learn, dl, n):
     "Per pass, each task's predictions on augmented images of `dl`: `n` passes of the training augmentations, or one flipped back for dense tasks"
     if any(t.dense for t in learn.tasks):
-        preds = learn.get_preds(dl=dl, inner=True, cbs=FlipInput())[0]
+        with dl.dataset.set_split_idx(1): preds = learn.get_preds(dl=dl, inner=True, cbs=FlipInput())[0] # Both views as the validation set's
         return [tuple(t.flip_back(p) for t,p in zip(learn.tasks, preds))]
     res,bar = [],hasattr(learn, 'progress')
     with dl.dataset.set_split_idx(0):
