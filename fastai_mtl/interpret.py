@@ -153,7 +153,10 @@ class TaskClassificationInterpretation(ClassificationInterpretation):
         self.interp,self.vocab,self.learn,self.dl,self.act = interp,self.task.vocab,interp.learn,interp.dl,interp.act
         self.losses = interp.task_losses[:, self.i]
 
-    def confusion_matrix(self): return self.interp.confusion_matrix(self.i)
+    def confusion_matrix(self):
+        "The task's confusion matrix (rows: actual, columns: predicted) over its labelled items (pixels)"
+        return self.interp.confusion_matrix(self.i)
+
     def top_losses(self, k:int=None, largest:bool=True, items:bool=False):
         "`k` largest (or smallest) losses of the task and their indexes, over its labelled items"
         return self.interp.top_losses(k, largest, items, task=self.i)
