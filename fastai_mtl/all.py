@@ -31,6 +31,7 @@ _modules = (
     'compare',
     'inference',
     'dense_show',
+    'tta',
     'interpret',
     'serialize',
     'scale',

@@ -14,6 +14,7 @@ from .data import *
 from .learner import *
 from .inference import *
 from math import nan
+import sklearn.metrics as skm
 from .dense import SegmentationTask, class_iou
 from .dense_show import _rows, _draw
 
@@ -93,12 +94,12 @@ class MTLInterpretation(Interpretation):
         return df
 
     def task_interpretation(self, task:str|int):
-        "fastai's `ClassificationInterpretation` of category `task`"
-        return TaskClassificationInterpretation(self.confusion_matrix(task), self._task(task)[1].vocab)
+        "fastai's `ClassificationInterpretation` of category (or segmentation) `task`: a `TaskClassificationInterpretation`"
+        return TaskClassificationInterpretation(self, task)
 
     def plot_confusion_matrix(self, task:str|int, title:str=None, **kwargs):
         "Plot the confusion matrix of category `task` (fastai's `plot_confusion_matrix` arguments)"
-        self.task_interpretation(task).plot_confusion_matrix(title=ifnone(title, f'{self._task(task)[1].name}: confusion matrix'), **kwargs)
+        self.task_interpretation(task).plot_confusion_matrix(title, **kwargs)
 
     def most_confused(self, task:str|int, min_val:int=1):
         "(actual, predicted, count) of the most frequent mistakes of category `task`"
@@ -143,6 +144,59 @@ def _name_dense(samples, tasks):
 
 # %% ../nbs/08_interpret.ipynb #51517341
 class TaskClassificationInterpretation(ClassificationInterpretation):
-    "fastai's `ClassificationInterpretation` for one task, from its confusion matrix `cm` and `vocab`"
-    def __init__(self, cm, vocab): self.cm,self.vocab = cm,vocab
-    def confusion_matrix(self): return self.cm.copy()
+    "fastai's `ClassificationInterpretation` of one category (or segmentation) task of an `MTLInterpretation`"
+    def __init__(self, interp:MTLInterpretation, task:str|int):
+        self.i,self.task = interp._task(task)
+        if not isinstance(self.task, (CategoryTask, SegmentationTask)): raise ValueError(
+            f"Task '{self.task.name}' is a {type(self.task).__name__}, not a CategoryTask or a SegmentationTask: a ClassificationInterpretation "
+            "needs classes; `MTLInterpretation.from_learner(learn)` interprets every task")
+        self.interp,self.vocab,self.learn,self.dl,self.act = interp,self.task.vocab,interp.learn,interp.dl,interp.act
+        self.losses = interp.task_losses[:, self.i]
+
+    def confusion_matrix(self):
+        "The task's confusion matrix (rows: actual, columns: predicted) over its labelled items (pixels)"
+        return self.interp.confusion_matrix(self.i)
+
+    def top_losses(self, k:int=None, largest:bool=True, items:bool=False):
+        "`k` largest (or smallest) losses of the task and their indexes, over its labelled items"
+        return self.interp.top_losses(k, largest, items, task=self.i)
+
+    def plot_top_losses(self, k:int=9, largest:bool=True, **kwargs):
+        "`MTLInterpretation.plot_top_losses` of the task: its worst items, with every task's truth / prediction"
+        return self.interp.plot_top_losses(k, largest, task=self.i, **kwargs)
+
+    def plot_confusion_matrix(self, title:str=None, **kwargs):
+        "fastai's `plot_confusion_matrix`, titled with the task's name"
+        super().plot_confusion_matrix(title=ifnone(title, f'{self.task.name}: confusion matrix'), **kwargs)
+
+    def print_classification_report(self):
+        "Print scikit-learn's classification report of the task over its labelled items (pixels)"
+        targ,dec = self.interp.targs[self.i],self.interp.decoded[self.i]
+        m = targ >= 0
+        print(skm.classification_report(targ[m].numpy(), dec[m].numpy(), labels=list(range(len(self.vocab))),
+                                        target_names=[str(v) for v in self.vocab], zero_division=0))
+
+# %% ../nbs/08_interpret.ipynb #5e1d0a02
+def _class_task(tasks:Tasks):
+    "The task a `ClassificationInterpretation` interprets by default: the first category task, else the first segmentation task"
+    res = first(tasks, f=lambda t: isinstance(t, CategoryTask)) or first(tasks, f=lambda t: isinstance(t, SegmentationTask))
+    if res is None: raise ValueError(f"ClassificationInterpretation needs a category or segmentation task; the tasks {list(tasks.names)} have none: "
+                                     "use `MTLInterpretation.from_learner(learn)`")
+    return res.name
+
+@patch(cls_method=True)
+def from_learner(cls:Interpretation,
+    learn, # Model used to create the interpretation
+    ds_idx:int=1, # Index of `learn.dls` when `dl` is None
+    dl:DataLoader=None, # `DataLoader` used to make predictions
+    act=None, # Override default or set prediction activation function
+    task:str|int=None, # `ClassificationInterpretation` of an `MTLLearner`: the task to interpret, the first category task by default
+):
+    "fastai's `from_learner`; for an `MTLLearner` its `MTLInterpretation`, or the `TaskClassificationInterpretation` of `task` for a `ClassificationInterpretation`"
+    if not isinstance(learn, MTLLearner): return Interpretation._orig_from_learner.__func__(cls, learn, ds_idx, dl, act)
+    classes = issubclass(cls, ClassificationInterpretation)
+    if task is not None and not classes: raise ValueError(
+        f"`{cls.__name__}.from_learner` interprets every task of an MTLLearner: pass task={task!r} to its methods (`top_losses`, `plot_top_losses`), "
+        f"or call `ClassificationInterpretation.from_learner(learn, task={task!r})` for a category task")
+    interp = MTLInterpretation.from_learner(learn, ds_idx, dl, act)
+    return TaskClassificationInterpretation(interp, ifnone(task, _class_task(learn.tasks))) if classes else interp
