@@ -72,8 +72,8 @@ def make_shapes(
     return pd.read_csv(csv)
 
 # %% ../nbs/01_data.ipynb #c821e7e1
-def shapes_dataloaders(path, df, tasks, bs=32, seed=42, **kwargs):
-    "`DataLoaders` for `tasks` on the shapes dataset `df` in `path`, with a random 20% validation split"
+def shapes_dataloaders(path, df, tasks, bs=32, seed=42, item_tfms=None, batch_tfms=None, **kwargs):
+    "`DataLoaders` for `tasks` on the shapes dataset `df` in `path`, with a random 20% validation split and the `DataBlock`'s `item_tfms`, `batch_tfms`"
     dblock = DataBlock(blocks=(ImageBlock, *tasks.blocks), n_inp=1, get_x=ColReader('fname', pref=path),
-                       get_y=tasks.getters, splitter=RandomSplitter(seed=seed))
+                       get_y=tasks.getters, splitter=RandomSplitter(seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
     return dblock.dataloaders(df, bs=bs, **kwargs)
