@@ -62,6 +62,7 @@ def create_mtl_body(
         if split_at is not None: raise ValueError("split_at is not supported for timm bodies: pass a torchvision arch or an nn.Module")
         return _timm_body(arch, n_in, pretrained, cut)
     model = arch if isinstance(arch, nn.Module) else _instantiate(arch, pretrained, weights)
+    if cut is None and isinstance(arch, nn.Module) and not any(has_pool_type(o) for o in arch.children()): cut = len(list(arch.children())) # No pooling layer to cut before: all of it
     body = create_body(model, n_in, pretrained, ifnone(cut, model_meta.get(arch, _default_meta)['cut']))
     if split_at is not None: body.split_at = _split_index(model, body, split_at)
     return body
