@@ -26,7 +26,8 @@ class TaskView(GetAttr):
         pred, targ = learn.pred[i], learn.yb[i]
         if _world() > 1: pred, targ = learn.to_detach((pred, targ), cpu=False)
         mask = task.item_mask(targ)
-        pred, targ = task.metric_inputs(metric, pred[mask], targ[mask])
+        pred, targ = pred[mask], targ[mask]
+        if metric is not None: pred, targ = task.metric_inputs(metric, pred, targ)
         self.learn,self.pred,self.yb = learn,pred,(targ,)
 
     @property
