@@ -213,6 +213,11 @@ class PixelRegressionTask(DenseTask):
         self.std = torch.where(std > 0, std, 1.)
 
     def out_layers(self): return [Destandardize(self.mean[:, None, None], self.std[:, None, None])] if self.standardize else []
+    def metric_inputs(self, metric, pred, targ):
+        "The valid pixels' values, flattened, for fastai's value metrics (`R2Score()`, `PearsonCorrCoef()`, `mae`); the task's own metrics take the maps"
+        if metric_kind(metric) != 'values': return pred, targ
+        m = is_labelled(targ)
+        return pred[m], targ[m]
 
 # %% ../nbs/04b_dense.ipynb #1d0d2977
 class DepthTask(PixelRegressionTask):
