@@ -141,7 +141,10 @@ class TaskMetric(Metric):
         except Exception as e: raise self._error(e, 'over the epoch') from e
 
     def _error(self, e, where):
-        return type(e)(f"Task '{self.task.name}' ({type(self.task).__name__}): metric {self.metric.name} failed {where}: {e}")
+        "Error `e` of the metric, of the same type where it can be, naming the task, the metric and `where` it failed"
+        msg = f"Task '{self.task.name}' ({type(self.task).__name__}): metric {self.metric.name} failed {where}: {e}"
+        try: return type(e)(msg)
+        except Exception: return RuntimeError(msg)
 
     @property
     def name(self): return f'{self.task.name}_{self.metric.name}'
