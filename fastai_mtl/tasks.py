@@ -104,10 +104,15 @@ class CategoryTask(Task):
 # %% ../nbs/00_tasks.ipynb #da8b5fc6
 class MultiCategoryTask(Task):
     "Multi-label classification: binary cross-entropy, sigmoid activation, thresholded decoding, `accuracy_multi`"
-    default_metrics,kind = [accuracy_multi],'multi-category'
+    kind = 'multi-category'
     def __init__(self, name, vocab=None, label_delim=' ', thresh=0.5, **kwargs):
         store_attr('vocab,label_delim,thresh')
         super().__init__(name, **kwargs)
+
+    @property
+    def default_metrics(self):
+        "`accuracy_multi` at the task's `thresh`, the one its decoding uses"
+        return [partial(accuracy_multi, thresh=self.thresh)]
 
     def default_loss(self): return BCEWithLogitsLossFlat(thresh=self.thresh)
     def type_tfm(self): return TaskMultiCategorize(self.vocab, self.label_delim, task=self.name)
