@@ -130,3 +130,24 @@ def test_unet_dense_head_gets_its_group():
     np.testing.assert_allclose(lrs[:, 1], 0.2*lrs[:, 2])
     learn.freeze()
     assert all(p.requires_grad for p in learn.model[1].heads['seg'].parameters())
+
+@pytest.mark.parametrize('how', ['MMoE', 'CrossStitch', 'split_at'])
+def test_soft_sharing_and_split_at_heads_get_their_groups(shapes, how):
+    "With experts, cross-stitched columns or a split body, a task's group holds its own head (with `split_at`: its copy of the body's rest)"
+    from fastai.vision.all import resnet18
+    from fastai_mtl.all import MMoE, CrossStitch
+    path, df = shapes
+    tasks = _tasks()
+    dls = shapes_dataloaders(path, df, tasks, bs=16, num_workers=0)
+    kw = dict(split_at=-1) if how == 'split_at' else dict(sharing=dict(MMoE=MMoE, CrossStitch=CrossStitch)[how]())
+    learn = mtl_learner(dls, resnet18, tasks, pretrained=False, lin_ftrs=[], **kw)
+    learn.create_opt()
+    learn.opt.set_hyper('lr', slice(1e-4, 1e-2))
+    lrs = [h['lr'] for h in learn.opt.hypers]
+    n = learn.opt.n_base
+    assert len(lrs) == n + 2 and lrs[-1] == pytest.approx(1e-2) and lrs[0] == pytest.approx(1e-4)
+    assert lrs[n-1:n+1] == pytest.approx([1e-3, 0.])                       # color's and size's heads, after the splitter's groups but the last
+    group = {id(p) for p in learn.opt.param_lists[n-1]}
+    assert group == {id(p) for p in learn.model[1].heads['color'].parameters()}
+    learn.freeze()
+    assert all(p.requires_grad for p in learn.model[1].heads.parameters())
