@@ -25,6 +25,7 @@ _modules = (
     'dense',
     'weighting',
     'gradient_weighting',
+    'param_groups',
     'learner',
     'tabular',
     'unet',

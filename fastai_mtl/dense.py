@@ -176,6 +176,19 @@ class SegmentationTask(DenseTask):
     def default_loss(self): return CrossEntropyLossFlat(axis=1)
     def type_tfm(self): return MaskReader(self.codes, self.void, task=self.name)
 
+    def adapt_metric(self, metric):
+        "fastai's binary `Dice()` and `JaccardCoeff()` need two codes: with more, an error naming `DiceMulti()`, `JaccardCoeffMulti()`"
+        if isinstance(metric, Dice) and self.n_out > 2: raise ValueError(
+            f"Task '{self.name}' (SegmentationTask): metric {metric.name} is for two codes (background and one class), but the task has "
+            f"{self.n_out}, {self.codes}; use DiceMulti(), JaccardCoeffMulti(), or the task's MeanIoU()")
+        return metric
+
+    def metric_inputs(self, metric, pred, targ):
+        "The labelled pixels only, as items for fastai's metrics: scores `(pixels, classes)` and classes `(pixels,)`; the task's own metrics take the masks"
+        if isinstance(metric, ConfusionMatrix): return pred, targ
+        m = self.pixel_mask(targ)
+        return pred.permute(0, 2, 3, 1)[m], targ[m]
+
 # %% ../nbs/04b_dense.ipynb #8603a024
 class PixelRegressionTask(DenseTask):
     "Per-pixel regression with `n_out` channels (in `unit`, e.g. 'm'): L1 on the valid pixels; the head de-standardised by the training targets' statistics"
@@ -200,6 +213,11 @@ class PixelRegressionTask(DenseTask):
         self.std = torch.where(std > 0, std, 1.)
 
     def out_layers(self): return [Destandardize(self.mean[:, None, None], self.std[:, None, None])] if self.standardize else []
+    def metric_inputs(self, metric, pred, targ):
+        "The valid pixels' values, flattened, for fastai's value metrics (`R2Score()`, `PearsonCorrCoef()`, `mae`); the task's own metrics take the maps"
+        if metric_kind(metric) != 'values': return pred, targ
+        m = is_labelled(targ)
+        return pred[m], targ[m]
 
 # %% ../nbs/04b_dense.ipynb #1d0d2977
 class DepthTask(PixelRegressionTask):

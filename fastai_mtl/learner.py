@@ -16,6 +16,7 @@ from .model import *
 from .loss import *
 from .metrics import *
 from .weighting import *
+from .param_groups import *
 from .gradient_weighting import *
 from .weighting import _synced
 
@@ -183,11 +184,16 @@ class MTLLearner(Learner):
         loss_func = ifnone(loss_func, MultiTaskLoss(tasks, get_weighting(weighting, len(tasks))))
         weights = tasks.weight_metrics if getattr(getattr(loss_func, 'weighting', None), 'dynamic', False) else L()
         super().__init__(dls, model, loss_func=loss_func, metrics=tasks.metrics + weights + L(metrics),
-                         splitter=WithLossParams(splitter, loss_func), **kwargs)
+                         splitter=TaskGroups(WithLossParams(splitter, loss_func), tasks), **kwargs)
         self.tasks = tasks
         self.add_cbs([History(), WeightingCallback(), TaskCheck(), FiniteLoss()])
         if hasattr(self, 'progress') and type(self.progress) is ProgressCallback: self.remove_cb(self.progress); self.add_cb(MTLProgressCallback())
         self.table = 'auto'
+
+    def create_opt(self):
+        "fastai's optimizer, as a `TaskOptimizer` if some tasks have their own `lr_mult` or `wd`"
+        super().create_opt()
+        self.opt = getattr(self.splitter, 'wrap', noop)(self.opt)
 
     @delegates(Learner.get_preds)
     def get_preds(self, ds_idx=1, dl=None, with_input=False, with_decoded=False, with_loss=False, **kwargs):

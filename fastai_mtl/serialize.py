@@ -24,20 +24,21 @@ from .inference import *
 from .labels import _py
 
 # %% ../nbs/10_serialize.ipynb #d3141222
+_common_attrs = 'weight,lr_mult,wd' # every task's, beside its name
 _task_attrs = dict(CategoryTask='vocab,sort', BinaryTask='vocab,pos_label,thresh', MultiCategoryTask='vocab,label_delim,thresh',
                    RegressionTask='n_out,y_range,standardize,unit,mean,std', SegmentationTask='codes,void', NormalsTask='unit_tol',
                    PixelRegressionTask='n_out,png_scale,standardize,n_stats,unit,mean,std', DepthTask='png_scale,standardize,n_stats,unit,mean,std')
 
 # %% ../nbs/10_serialize.ipynb #a4c96a1d
 def task_to_dict(task:Task)->dict:
-    "A plain (JSON) description of a set-up `task`: its class, name, weight, and what sizes its head and decodes its outputs"
+    "A plain (JSON) description of a set-up `task`: its class, name, weight, head's `lr_mult` and `wd`, and what sizes its head and decodes its outputs"
     cls = type(task).__name__
     if cls not in _task_attrs: raise TypeError(f"Task '{task.name}': only {list(_task_attrs)} can be described as JSON, not {cls}")
     if task.head is not None: raise ValueError(f"Task '{task.name}' has a custom head: a plain description cannot rebuild it")
     if type(task.loss_func) is not type(task.default_loss()): raise ValueError(
         f"Task '{task.name}' has a custom loss {task.loss_func!r}: a plain description only rebuilds the default one")
     if getattr(task, 'vocab', 0) is None: raise ValueError(f"Task '{task.name}' has no vocab yet: call `tasks.setup(dls)` first")
-    return dict(type=cls, name=task.name, weight=task.weight, **{k: _py(getattr(task, k)) for k in _task_attrs[cls].split(',')})
+    return dict(type=cls, name=task.name, **{k: _py(getattr(task, k)) for k in (_common_attrs + ',' + _task_attrs[cls]).split(',')})
 
 # %% ../nbs/10_serialize.ipynb #3ade0556
 def task_from_dict(d:dict)->Task:

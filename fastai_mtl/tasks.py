@@ -34,16 +34,19 @@ class Task:
         loss_func:Callable=None, # A fastai/PyTorch loss with a `reduction` attribute; the task's default if None
         metrics:list=None, # fastai metrics for this task; the task's default if None
         head:nn.Module=None, # Custom head taking the body's features; fastai's `create_head` if None
+        lr_mult:float=1., # The head's learning rate is the one fastai schedules for its parameter group times `lr_mult` (0: the head is not trained)
+        wd:float=None, # Weight decay of the head; the learner's if None
     ):
         if not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f"Task name must be a Python identifier (it names columns, heads and metrics), got {name!r}")
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"Task '{name}': weight must be a finite number >= 0, got {weight!r}")
+        for arg,v in (('weight', weight), ('lr_mult', lr_mult), ('wd', ifnone(wd, 0.))):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Task '{name}': {arg} must be a finite number >= 0, got {v!r}")
         loss_func = ifnone(loss_func, self.default_loss())
         if not hasattr(loss_func, 'reduction'):
             raise TypeError(f"Task '{name}': loss_func must be a fastai or PyTorch loss with a `reduction` attribute, got {loss_func!r}")
         loss_func.reduction = 'none'
-        store_attr('name,weight,loss_func,head')
+        store_attr('name,weight,loss_func,head,lr_mult,wd')
         self.getter = ifnone(getter, TaskColReader(name, task=name))
         self.metrics = L(ifnone(metrics, self.default_metrics))
 
@@ -101,10 +104,15 @@ class CategoryTask(Task):
 # %% ../nbs/00_tasks.ipynb #da8b5fc6
 class MultiCategoryTask(Task):
     "Multi-label classification: binary cross-entropy, sigmoid activation, thresholded decoding, `accuracy_multi`"
-    default_metrics,kind = [accuracy_multi],'multi-category'
+    kind = 'multi-category'
     def __init__(self, name, vocab=None, label_delim=' ', thresh=0.5, **kwargs):
         store_attr('vocab,label_delim,thresh')
         super().__init__(name, **kwargs)
+
+    @property
+    def default_metrics(self):
+        "`accuracy_multi` at the task's `thresh`, the one its decoding uses"
+        return [partial(accuracy_multi, thresh=self.thresh)]
 
     def default_loss(self): return BCEWithLogitsLossFlat(thresh=self.thresh)
     def type_tfm(self): return TaskMultiCategorize(self.vocab, self.label_delim, task=self.name)
