@@ -159,3 +159,26 @@ def test_save_mtl_load_mtl_rebuilds_a_unet_bit_for_bit(tmp_path):
     for a,b in zip(want[0], got[0]): assert torch.equal(a, b)
     p,q = learn.predict(items.iloc[0]),loaded.predict(items.iloc[0])
     assert all(torch.equal(p[k], q[k]) if isinstance(p[k], torch.Tensor) else p[k] == q[k] for k in p)
+
+@pytest.mark.parametrize('decoders', ['shared', 'separate'])
+def test_mtan_unet_with_a_gradient_weighting_export_and_save_mtl(rects, tmp_path, decoders):
+    "sharing=MTAN() on a U-Net: UPGrad at the encoder's features trains the mask; export, save_mtl/load_mtl and bf16 keep working"
+    from fastai_mtl.all import MTAN, save_mtl, load_mtl
+    learn = _learner(rects, 'upgrad', sharing=MTAN(), decoders=decoders, path=tmp_path)
+    assert len(learn.model[1].decoders) == 1 and type(learn.model[1]).__name__ == 'MTANUnetHead'   # one dense task either way
+    _fit(learn, 6, 1e-2)
+    preds,targs = learn.get_preds()
+    assert pixel_accuracy(preds[0], targs[0]) > trivial_pixel_accuracy(rects) + 0.03
+    assert learn.loss_func.weighting.at == 'representation'
+    learn.export(tmp_path/'mtan.pkl')
+    loaded = load_learner(tmp_path/'mtan.pkl')
+    again,_ = loaded.get_preds(dl=loaded.dls.test_dl(rects[rects.is_valid]))
+    for a,b in zip(preds, again): assert torch.equal(a, b)
+    rebuilt = load_mtl(save_mtl(learn, tmp_path/'m'), arch=tiny_encoder())
+    assert type(rebuilt.model[1]).__name__ == 'MTANUnetHead'
+    for a,b in zip(preds, rebuilt.get_preds(dl=rebuilt.dls.test_dl(rects[rects.is_valid]))[0]): assert torch.equal(a, b)
+    row = rects[rects.is_valid].iloc[0]
+    assert rebuilt.predict(row)['color'] == learn.predict(row)['color']
+    amp = _learner(rects, 'upgrad', sharing=MTAN(), decoders=decoders).to_amp('bf16')
+    _fit(amp, 1, 1e-2)
+    assert np.isfinite(amp.history.df.drop(columns=['fit', 'epoch']).values.astype(float)).all()
