@@ -29,6 +29,7 @@ _modules = (
     'tabular',
     'unet',
     'compare',
+    'mixup',
     'inference',
     'dense_show',
     'interpret',

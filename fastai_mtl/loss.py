@@ -65,9 +65,13 @@ class MultiTaskLoss(Module):
         raise FloatingPointError(f"{what} not finite, so training stops here rather than go on "
                                  "with garbage: lower the learning rate, look for extreme labels in that task, or clip the gradients")
 
+    def masked_losses(self, preds, targs):
+        "Each task's per-element losses `(bs, -1)`, zero where unlabelled, and its labelled mask (what `MTLMixUp` replaces on a mixed batch)"
+        return zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
+
     def forward(self, preds, *targs):
         self._check(preds, targs)
-        losses,masks = zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
+        losses,masks = self.masked_losses(preds, targs)
         counts = torch.stack([m.sum() for m in masks]).float()
         task_losses = torch.stack([l.sum() for l in losses]) / counts.clamp_min(1)
         self.task_losses,self.task_counts = task_losses.detach(),counts
