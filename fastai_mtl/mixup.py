@@ -7,23 +7,23 @@ Docs: https://fastai-mtl.github.io/fastai_mtl/mixup.html.md"""
 # %% auto #0
 __all__ = ['mixes_targets', 'mixed_losses', 'MTLMixHandler', 'MTLMixUp', 'paste_box', 'MTLCutMix']
 
-# %% ../nbs/06d_mixup.ipynb #4c31791d
+# %% ../nbs/06d_mixup.ipynb #b6962276
 from fastai.vision.all import *
 from fastai.callback.mixup import MixHandler
 from .tasks import *
 from .loss import *
 from .dense import PixelRegressionTask
 
-# %% ../nbs/06d_mixup.ipynb #ffbe1de2
+# %% ../nbs/06d_mixup.ipynb #d3ffcdbe
 def mixes_targets(task:Task)->bool:
     "True if `task`'s targets are mixed linearly (regression, per image or per pixel); the other tasks' losses are mixed"
     return isinstance(task, (RegressionTask, PixelRegressionTask))
 
-# %% ../nbs/06d_mixup.ipynb #7f968c75
+# %% ../nbs/06d_mixup.ipynb #8e15b1f3
 def _plain(*ts): return tuple(t.as_subclass(Tensor) for t in ts) if len(ts) > 1 else ts[0].as_subclass(Tensor)
 def _per_item(lam:Tensor, like:Tensor)->Tensor: return lam.view(-1, *[1]*(like.ndim-1)).to(like.dtype)
 
-# %% ../nbs/06d_mixup.ipynb #3786ff7c
+# %% ../nbs/06d_mixup.ipynb #275e05c2
 def mixed_losses(task:Task, pred:Tensor, targ:Tensor, targ1:Tensor, lam:Tensor)->tuple:
     "`task`'s per-element losses and mask for items mixed `lam*item + (1-lam)*partner`, labelled `targ` and `targ1`: an element counts where both labels are there"
     if targ1 is None: return task.masked_losses(pred, targ) # a target already mixed (`MTLCutMix`'s dense ones)
@@ -34,7 +34,7 @@ def mixed_losses(task:Task, pred:Tensor, targ:Tensor, targ1:Tensor, lam:Tensor)-
     w = _per_item(lam, l)
     return torch.where(both, torch.lerp(l1, l, w), 0.), both
 
-# %% ../nbs/06d_mixup.ipynb #bd8bb2dc
+# %% ../nbs/06d_mixup.ipynb #e21d0dc3
 class MTLMixHandler(MixHandler):
     "Base of `MTLMixUp` and `MTLCutMix`: while training, a `MultiTaskLoss` takes each task's `mixed_losses` on the mixed batch"
     def attach(self, loss_func:MultiTaskLoss):
@@ -57,7 +57,7 @@ class MTLMixHandler(MixHandler):
         "Each task's `mixed_losses`, and its mask, on the current mixed batch"
         return zip(*(mixed_losses(t, p, y, y1, self.lam) for t,p,y,y1 in zip(self.tasks, preds, targs, self.yb1)))
 
-# %% ../nbs/06d_mixup.ipynb #3fd5669b
+# %% ../nbs/06d_mixup.ipynb #e5755cab
 def _float_inputs(cb)->tuple:
     "The batch's inputs, or an error if one cannot be mixed"
     for i,x in enumerate(cb.xb):
@@ -65,7 +65,7 @@ def _float_inputs(cb)->tuple:
             f"{type(cb).__name__} mixes the inputs, and input {i} is a {x.dtype} tensor (e.g. a tabular learner's categorical codes) that cannot be mixed: use it on images")
     return cb.xb
 
-# %% ../nbs/06d_mixup.ipynb #373538dd
+# %% ../nbs/06d_mixup.ipynb #772bb4c4
 @patch
 def before_fit(self:MixHandler):
     "Stop fastai's `MixUp`/`CutMix` on a multi-task loss, which they would mix as one target"
@@ -73,7 +73,7 @@ def before_fit(self:MixHandler):
     if isinstance(lf, MultiTaskLoss) and not isinstance(self, MTLMixHandler): raise TypeError(
         f"fastai's {type(self).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: use `MTLMixUp()` or `MTLCutMix()` from fastai_mtl instead")
 
-# %% ../nbs/06d_mixup.ipynb #43d72e1f
+# %% ../nbs/06d_mixup.ipynb #ab6afad1
 class MTLMixUp(MTLMixHandler):
     "MixUp (Zhang et al. 2018) for a multi-task learner: each batch's inputs mixed once, each task's targets the way it needs"
     def __init__(self, alpha:float=.4): super().__init__(alpha) # `Beta(alpha, alpha)` draws the weights
@@ -88,7 +88,7 @@ class MTLMixUp(MTLMixHandler):
         self.set_mix(self.yb, perm, lam)
         self.learn.xb = tuple(torch.lerp(x[perm], x, _per_item(lam, x)) for x in xb)
 
-# %% ../nbs/06d_mixup.ipynb #a85543f0
+# %% ../nbs/06d_mixup.ipynb #16fe18f2
 def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     "A copy of the batch `t` with the pixels in `box` (x1, y1, x2, y2) of each item `i` those of item `perm[i]`"
     x1,y1,x2,y2 = box
@@ -96,7 +96,7 @@ def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     res[..., y1:y2, x1:x2] = t[perm][..., y1:y2, x1:x2]
     return res
 
-# %% ../nbs/06d_mixup.ipynb #98058a20
+# %% ../nbs/06d_mixup.ipynb #f91c82fd
 class MTLCutMix(MTLMixHandler):
     "CutMix (Yun et al. 2019) for a multi-task learner: a box of each image from another, the same box in its dense targets, the other targets mixed by area"
     rand_bbox = CutMix.rand_bbox
