@@ -5,7 +5,7 @@ resnet18 from scratch (`pretrained=False`, head `lin_ftrs=[64]`), 32 px, the fou
 size: regression in px; marks: multi-category at weight 0.5), `fit_one_cycle(epochs, 1e-2)`, batch 32. For each seed
 the data split, the initialisation and the batches' order are the same for the three runs (`set_seed(seed, reproducible=True)`).
 
-Writes bench/results/mixup.md and bench/results/mixup_runs.csv.
+Writes bench/results/mixup.md and bench/results/mixup_runs.csv (with `--tag T`: mixup_T.md, mixup_runs_T.csv).
 
     python bench/mixup.py [--seeds 3] [--epochs 8] [--n 600]
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import resnet18, set_seed
 from fastai_mtl.all import Tasks, CategoryTask, RegressionTask, MultiCategoryTask, make_shapes, shapes_dataloaders, mtl_learner, MTLMixUp, MTLCutMix
-from common import add_device_args, setup, machine, md_table, write, RESULTS
+from common import add_device_args, setup, machine, md_table, write, suffix, RESULTS
 
 warnings.filterwarnings('ignore')
 MIXES = dict(none=lambda: None, mixup=MTLMixUp, cutmix=MTLCutMix)
@@ -43,12 +43,13 @@ def main():
     path = Path(tempfile.mkdtemp())
     df = make_shapes(path, n=args.n, img_size=32, seed=1)
     res = pd.DataFrame([run(path, df, mix, seed, args, device) for seed in range(args.seeds) for mix in MIXES])
-    res.to_csv(RESULTS/'mixup_runs.csv', index=False)
+    res.to_csv(RESULTS/f'mixup_runs{suffix(args)}.csv', index=False)
     g = res.groupby('mix', sort=False)
     m, s = g[list(METRICS)].mean(), g[list(METRICS)].std()
     table = pd.DataFrame({'mixing': m.index, **{c: [f'{a:.3f} ± {b:.3f}' for a,b in zip(m[c], s[c])] for c in METRICS},
                           'seconds': g['seconds'].median().round(1).values})
-    write('mixup', f"# Multi-task MixUp and CutMix on the shapes\n\n`python bench/mixup.py --seeds {args.seeds} --epochs {args.epochs} --n {args.n}`. "
+    tag = f' --tag {args.tag}' if args.tag else ''
+    write('mixup', f"# Multi-task MixUp and CutMix on the shapes\n\n`python bench/mixup.py --seeds {args.seeds} --epochs {args.epochs} --n {args.n}{tag}`. "
           f"{machine(device, args)}\n\n{__doc__.split(chr(10)+chr(10))[1]}\n\nValidation metrics after the last epoch, mean ± sd over "
           f"{args.seeds} seeds (size MAE in px; seconds: the median training time).\n\n{md_table(table)}\n", args)
 

@@ -37,6 +37,15 @@ def mixed_losses(task:Task, pred:Tensor, targ:Tensor, targ1:Tensor, lam:Tensor)-
 # %% ../nbs/06d_mixup.ipynb #e21d0dc3
 class MTLMixHandler(MixHandler):
     "Base of `MTLMixUp` and `MTLCutMix`: while training, a `MultiTaskLoss` takes each task's `mixed_losses` on the mixed batch"
+    _learn = None
+    @property
+    def learn(self): return self._learn
+    @learn.setter
+    def learn(self, learn):
+        "Removing the callback (as `fit` does when it ends, even by an error) gives the loss back its own losses"
+        if learn is None and self._learn is not None: self.detach(self._learn.loss_func)
+        self._learn = learn
+
     def attach(self, loss_func:MultiTaskLoss):
         "Make `loss_func` take the tasks' losses on the mixed batches (until `detach`)"
         if not isinstance(loss_func, MultiTaskLoss): raise TypeError(
@@ -45,17 +54,21 @@ class MTLMixHandler(MixHandler):
         self.tasks = loss_func.tasks
         loss_func.masked_losses = self.masked_losses
 
-    def detach(self, loss_func): loss_func.__dict__.pop('masked_losses', None)
+    def detach(self, loss_func):
+        "Give `loss_func` back its own `masked_losses`"
+        if vars(loss_func).get('masked_losses') == self.masked_losses: del loss_func.masked_losses
+
     def before_train(self): self.attach(self.learn.loss_func)
     def after_train(self): self.detach(self.learn.loss_func)
 
     def set_mix(self, yb:tuple, perm:Tensor, lam:Tensor):
-        "Mix each item of the batch whose targets are `yb` with item `perm[i]`, item `i` weighing `lam[i]`"
+        "Mix each item `i` of the batch whose targets are `yb` with item `perm[i]`, item `i` weighing `lam[i]`"
         self.lam,self.yb1 = lam,tuple(y[perm] for y in yb)
 
     def masked_losses(self, preds, targs):
-        "Each task's `mixed_losses`, and its mask, on the current mixed batch"
-        return zip(*(mixed_losses(t, p, y, y1, self.lam) for t,p,y,y1 in zip(self.tasks, preds, targs, self.yb1)))
+        "Each task's `mixed_losses` and mask on the mixed batch; its own outside training (a `validate` after an interrupted fit)"
+        yb1 = self.yb1 if self.learn is None or self.learn.training else [None]*len(targs)
+        return zip(*(mixed_losses(t, p, y, y1, self.lam) for t,p,y,y1 in zip(self.tasks, preds, targs, yb1)))
 
 # %% ../nbs/06d_mixup.ipynb #e5755cab
 def _float_inputs(cb)->tuple:
@@ -88,7 +101,7 @@ class MTLMixUp(MTLMixHandler):
         self.set_mix(self.yb, perm, lam)
         self.learn.xb = tuple(torch.lerp(x[perm], x, _per_item(lam, x)) for x in xb)
 
-# %% ../nbs/06d_mixup.ipynb #16fe18f2
+# %% ../nbs/06d_mixup.ipynb #f91c82fd
 def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     "A copy of the batch `t` with the pixels in `box` (x1, y1, x2, y2) of each item `i` those of item `perm[i]`"
     x1,y1,x2,y2 = box
@@ -96,7 +109,7 @@ def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     res[..., y1:y2, x1:x2] = t[perm][..., y1:y2, x1:x2]
     return res
 
-# %% ../nbs/06d_mixup.ipynb #f91c82fd
+# %% ../nbs/06d_mixup.ipynb #f177752a
 class MTLCutMix(MTLMixHandler):
     "CutMix (Yun et al. 2019) for a multi-task learner: a box of each image from another, the same box in its dense targets, the other targets mixed by area"
     rand_bbox = CutMix.rand_bbox
