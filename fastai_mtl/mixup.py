@@ -20,7 +20,7 @@ def mixes_targets(task:Task)->bool:
     return isinstance(task, (RegressionTask, PixelRegressionTask))
 
 # %% ../nbs/06d_mixup.ipynb #8e15b1f3
-def _plain(*ts): return tuple(t.as_subclass(Tensor) for t in ts) if len(ts) > 1 else ts[0].as_subclass(Tensor)
+def _plain(t:Tensor)->Tensor: return t.as_subclass(Tensor) # fastai's tensor types (`TensorCategory`, `TensorImage`) do not mix in one op
 def _per_item(lam:Tensor, like:Tensor)->Tensor: return lam.view(-1, *[1]*(like.ndim-1)).to(like.dtype)
 
 # %% ../nbs/06d_mixup.ipynb #275e05c2
@@ -30,11 +30,10 @@ def mixed_losses(task:Task, pred:Tensor, targ:Tensor, targ1:Tensor, lam:Tensor)-
     targ,targ1 = _plain(targ),_plain(targ1)
     if mixes_targets(task): return task.masked_losses(pred, torch.lerp(targ1, targ, _per_item(lam, targ))) # NaN where either is missing
     (l,m),(l1,m1) = task.masked_losses(pred, targ),task.masked_losses(pred, targ1)
-    (l,l1),both = _plain(l, l1),m & m1
-    w = _per_item(lam, l)
-    return torch.where(both, torch.lerp(l1, l, w), 0.), both
+    both = m & m1
+    return torch.where(both, torch.lerp(l1, l, _per_item(lam, l)), 0.), both
 
-# %% ../nbs/06d_mixup.ipynb #e21d0dc3
+# %% ../nbs/06d_mixup.ipynb #c92d5b09
 class MTLMixHandler(MixHandler):
     "Base of `MTLMixUp` and `MTLCutMix`: while training, a `MultiTaskLoss` takes each task's `mixed_losses` on the mixed batch"
     _learn = None
@@ -70,7 +69,7 @@ class MTLMixHandler(MixHandler):
         yb1 = self.yb1 if self.learn is None or self.learn.training else [None]*len(targs)
         return zip(*(mixed_losses(t, p, y, y1, self.lam) for t,p,y,y1 in zip(self.tasks, preds, targs, yb1)))
 
-# %% ../nbs/06d_mixup.ipynb #e5755cab
+# %% ../nbs/06d_mixup.ipynb #6ba740aa
 def _float_inputs(cb)->tuple:
     "The batch's inputs, or an error if one cannot be mixed"
     for i,x in enumerate(cb.xb):
@@ -78,15 +77,16 @@ def _float_inputs(cb)->tuple:
             f"{type(cb).__name__} mixes the inputs, and input {i} is a {x.dtype} tensor (e.g. a tabular learner's categorical codes) that cannot be mixed: use it on images")
     return cb.xb
 
-# %% ../nbs/06d_mixup.ipynb #772bb4c4
+# %% ../nbs/06d_mixup.ipynb #2846b219
 @patch
 def before_fit(self:MixHandler):
     "Stop fastai's `MixUp`/`CutMix` on a multi-task loss, which they would mix as one target"
     lf = getattr(self.learn, 'loss_func', None)
     if isinstance(lf, MultiTaskLoss) and not isinstance(self, MTLMixHandler): raise TypeError(
-        f"fastai's {type(self).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: use `MTLMixUp()` or `MTLCutMix()` from fastai_mtl instead")
+        f"fastai's {type(self).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: "
+        f"use `{'MTLCutMix' if isinstance(self, CutMix) else 'MTLMixUp'}()` from fastai_mtl instead, which mixes each task's targets the way the task needs")
 
-# %% ../nbs/06d_mixup.ipynb #ab6afad1
+# %% ../nbs/06d_mixup.ipynb #86ebeb44
 class MTLMixUp(MTLMixHandler):
     "MixUp (Zhang et al. 2018) for a multi-task learner: each batch's inputs mixed once, each task's targets the way it needs"
     def __init__(self, alpha:float=.4): super().__init__(alpha) # `Beta(alpha, alpha)` draws the weights
@@ -101,7 +101,7 @@ class MTLMixUp(MTLMixHandler):
         self.set_mix(self.yb, perm, lam)
         self.learn.xb = tuple(torch.lerp(x[perm], x, _per_item(lam, x)) for x in xb)
 
-# %% ../nbs/06d_mixup.ipynb #f91c82fd
+# %% ../nbs/06d_mixup.ipynb #6f59c880
 def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     "A copy of the batch `t` with the pixels in `box` (x1, y1, x2, y2) of each item `i` those of item `perm[i]`"
     x1,y1,x2,y2 = box
@@ -109,13 +109,13 @@ def paste_box(t:Tensor, perm:Tensor, box:tuple)->Tensor:
     res[..., y1:y2, x1:x2] = t[perm][..., y1:y2, x1:x2]
     return res
 
-# %% ../nbs/06d_mixup.ipynb #f177752a
+# %% ../nbs/06d_mixup.ipynb #a2471480
 class MTLCutMix(MTLMixHandler):
     "CutMix (Yun et al. 2019) for a multi-task learner: a box of each image from another, the same box in its dense targets, the other targets mixed by area"
     rand_bbox = CutMix.rand_bbox
     def __init__(self, alpha:float=1.): super().__init__(alpha) # `Beta(alpha, alpha)` draws the area kept
     def draw(self, bs:int, h:int, w:int)->tuple:
-        "A permutation of the `bs` items and the box (x1, y1, x2, y2) of `h`x`w` pixels to paste, as fastai's `CutMix`"
+        "A permutation of the `bs` items and the box (x1, y1, x2, y2) to paste in images of `h` by `w` pixels, as fastai's `CutMix`"
         return torch.randperm(bs),tuple(int(o) for o in self.rand_bbox(w, h, self.distrib.sample((1,))))
 
     def _check(self, x, yb):
@@ -132,6 +132,6 @@ class MTLCutMix(MTLMixHandler):
         perm = perm.to(x.device)
         (x1,y1,x2,y2),(h,w) = box,x.shape[-2:]
         self.set_mix(self.yb, perm, x.new_full((len(x),), 1 - (x2-x1)*(y2-y1)/(h*w)))
-        self.yb1 = tuple(None if t.dense else y1 for t,y1 in zip(self.tasks, self.yb1))
+        self.yb1 = tuple(None if t.dense else o for t,o in zip(self.tasks, self.yb1)) # dense targets: cut below, not mixed
         self.learn.xb = (paste_box(x, perm, box),)
         self.learn.yb = tuple(paste_box(y, perm, box) if t.dense else y for t,y in zip(self.tasks, self.yb))
