@@ -36,7 +36,7 @@ def mixed_losses(task:Task, pred:Tensor, targ:Tensor, targ1:Tensor, lam:Tensor)-
 # %% ../nbs/06d_mixup.ipynb #c92d5b09
 class MTLMixHandler(MixHandler):
     "Base of `MTLMixUp` and `MTLCutMix`: while training, a `MultiTaskLoss` takes each task's `mixed_losses` on the mixed batch"
-    _learn = None
+    _learn,mixes_tasks = None,True
     @property
     def learn(self): return self._learn
     @learn.setter
@@ -82,7 +82,7 @@ def _float_inputs(cb)->tuple:
 def before_fit(self:MixHandler):
     "Stop fastai's `MixUp`/`CutMix` on a multi-task loss, which they would mix as one target"
     lf = getattr(self.learn, 'loss_func', None)
-    if isinstance(lf, MultiTaskLoss) and not isinstance(self, MTLMixHandler): raise TypeError(
+    if isinstance(lf, MultiTaskLoss) and not getattr(self, 'mixes_tasks', False): raise TypeError(
         f"fastai's {type(self).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: "
         f"use `{'MTLCutMix' if isinstance(self, CutMix) else 'MTLMixUp'}()` from fastai_mtl instead, which mixes each task's targets the way the task needs")
 
