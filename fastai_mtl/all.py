@@ -30,6 +30,7 @@ _modules = (
     'tabular',
     'unet',
     'compare',
+    'mixup',
     'inference',
     'dense_show',
     'tta',

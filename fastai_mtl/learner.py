@@ -152,8 +152,8 @@ def weight_metrics(self:Tasks):
 
 # %% ../nbs/06_learner.ipynb #38bfcc50
 def _load_task_methods():
-    "Import the modules that add `MTLLearner`'s per-task inference, test-time augmentation and interpretation (they import this one)"
-    import fastai_mtl.inference, fastai_mtl.tta, fastai_mtl.interpret
+    "Import the modules that add `MTLLearner`'s per-task inference, test-time augmentation and interpretation (they import this one), and the check that stops fastai's `MixUp`"
+    import fastai_mtl.inference, fastai_mtl.tta, fastai_mtl.interpret, fastai_mtl.mixup
 
 # %% ../nbs/06_learner.ipynb #b1e0c602
 class FiniteLoss(Callback):

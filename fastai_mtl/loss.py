@@ -68,9 +68,13 @@ class MultiTaskLoss(Module):
         raise FloatingPointError(f"{what} not finite, so training stops here rather than go on "
                                  "with garbage: lower the learning rate, look for extreme labels in that task, or clip the gradients")
 
+    def masked_losses(self, preds, targs):
+        "Each task's per-element losses `(bs, -1)`, zero where unlabelled, and its labelled mask (what `MTLMixUp` replaces on a mixed batch)"
+        return zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
+
     def forward(self, preds, *targs):
         self._check(preds, targs)
-        losses,masks = zip(*(t.masked_losses(p, y) for t,p,y in zip(self.tasks, preds, targs)))
+        losses,masks = self.masked_losses(preds, targs)
         counts = torch.stack([m.sum() for m in masks]).float()
         parts = [l.sum()/c.clamp_min(1) for l,c in zip(losses, counts)] # Each its own tensor: one task's gradient then runs back through that task's head only
         task_losses = torch.stack(parts)
