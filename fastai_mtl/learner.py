@@ -152,8 +152,8 @@ def weight_metrics(self:Tasks):
 
 # %% ../nbs/06_learner.ipynb #38bfcc50
 def _load_task_methods():
-    "Import the modules that add `MTLLearner`'s per-task inference, test-time augmentation and interpretation (they import this one), and the check that stops fastai's `MixUp`"
-    import fastai_mtl.inference, fastai_mtl.tta, fastai_mtl.interpret, fastai_mtl.mixup
+    "Import the modules that add `MTLLearner`'s per-task inference, test-time augmentation and interpretation (they import this one)"
+    import fastai_mtl.inference, fastai_mtl.tta, fastai_mtl.interpret
 
 # %% ../nbs/06_learner.ipynb #b1e0c602
 class FiniteLoss(Callback):
@@ -165,9 +165,15 @@ class FiniteLoss(Callback):
         if not torch.as_tensor(rec.smooth_loss.val if self.training else rec.loss.total).isfinite().all(): lf.check_finite()
 
 class TaskCheck(Callback):
-    "Check before every fit and prediction that `learn.dls` has the learner's tasks, with the same labels"
+    "Check before every fit and prediction that `learn.dls` has the learner's tasks, with the same labels, and that no fastai `MixUp`/`CutMix` mixes them as one target"
     order = TrainEvalCallback.order-1
-    def before_fit(self): self.learn.tasks.check(self.dls)
+    def before_fit(self):
+        self.learn.tasks.check(self.dls)
+        lf = self.learn.loss_func
+        for cb in self.learn.cbs:
+            if isinstance(cb, MixHandler) and not getattr(cb, 'mixes_tasks', False) and isinstance(lf, MultiTaskLoss): raise TypeError(
+                f"fastai's {type(cb).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: "
+                f"use `{'MTLCutMix' if isinstance(cb, CutMix) else 'MTLMixUp'}()` from fastai_mtl instead, which mixes each task's targets the way the task needs")
 
 # %% ../nbs/06_learner.ipynb #c4e1f0a2
 def _safe_globals():

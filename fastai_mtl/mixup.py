@@ -77,15 +77,6 @@ def _float_inputs(cb)->tuple:
             f"{type(cb).__name__} mixes the inputs, and input {i} is a {x.dtype} tensor (e.g. a tabular learner's categorical codes) that cannot be mixed: use it on images")
     return cb.xb
 
-# %% ../nbs/06d_mixup.ipynb #2846b219
-@patch
-def before_fit(self:MixHandler):
-    "Stop fastai's `MixUp`/`CutMix` on a multi-task loss, which they would mix as one target"
-    lf = getattr(self.learn, 'loss_func', None)
-    if isinstance(lf, MultiTaskLoss) and not getattr(self, 'mixes_tasks', False): raise TypeError(
-        f"fastai's {type(self).__name__} mixes one target and this learner has the tasks {list(lf.tasks.names)}: "
-        f"use `{'MTLCutMix' if isinstance(self, CutMix) else 'MTLMixUp'}()` from fastai_mtl instead, which mixes each task's targets the way the task needs")
-
 # %% ../nbs/06d_mixup.ipynb #86ebeb44
 class MTLMixUp(MTLMixHandler):
     "MixUp (Zhang et al. 2018) for a multi-task learner: each batch's inputs mixed once, each task's targets the way it needs"
