@@ -271,16 +271,15 @@ class NormalsReader(PixelsReader):
 
     def values(self, a, src):
         png = a.dtype == np.uint8
-        a = np.array(super().values(a, src), dtype=np.float32, order='C')   # a copy, channels first: the rest works in place
+        a = super().values(a, src)   # channels first
         if png: a = np.where((a == 0).all(0), nan, a/127.5 - 1)
-        norm = np.square(a[0]); norm += np.square(a[1]); norm += np.square(a[2]); np.sqrt(norm, out=norm)
-        known = norm > 0   # neither NaN nor a zero vector
-        if not (((norm <= 1 + self.unit_tol) & (norm >= 1 - self.unit_tol)) | ~known).all():
-            y,x = np.unravel_index(np.where(known, abs(norm-1), 0).argmax(), norm.shape)
+        sq = np.einsum('ijk,ijk->jk', a, a)   # squared lengths in one pass: NaN where unknown, 0 for a zero vector
+        lo,hi = (1 - self.unit_tol)**2, (1 + self.unit_tol)**2
+        if ((sq > hi) | ((sq < lo) & (sq > 0))).any():
+            norm = np.sqrt(sq)
+            y,x = np.unravel_index(np.where(norm > 0, abs(norm-1), 0).argmax(), norm.shape)
             raise self.error(src, f"has normals that are not unit vectors: length {norm[y, x]:.3g} at pixel (x={x}, y={y}); expected length 1 (within {self.unit_tol})")
-        norm[~known] = nan
-        a /= norm   # NaN where unknown
-        return a
+        with np.errstate(invalid='ignore', divide='ignore'): return a/np.sqrt(sq)   # a new array, NaN where unknown (0/0 for a zero vector)
 
 # %% ../nbs/04a_dense_data.ipynb #627fb56f
 def _target_name(x):
