@@ -43,8 +43,8 @@ def _gathered(x:Tensor)->Tensor:
 def _global_losses(losses:Tensor, counts:Tensor)->tuple:
     "Each task's mean loss and count over the whole batch, whatever the number of processes"
     if _world() == 1: return losses, counts
-    counts = _synced(counts)
-    return _synced(losses.detach()*counts)/counts.clamp_min(1), counts
+    total = _synced(counts)
+    return _synced(losses.detach()*counts)/total.clamp_min(1), total
 
 # %% ../nbs/05_weighting.ipynb #1936a1bb
 class UncertaintyWeighting(Weighting):

@@ -1,14 +1,23 @@
 "Hand-computed values of the semantics (masked losses, metrics, loss-based weightings, labels): fast, and the test selection of `mutmut run`"
 import math, warnings
+from copy import deepcopy
+from functools import partial
 from types import SimpleNamespace
 import numpy as np, pandas as pd, pytest, torch
 import torch.nn.functional as F
+from fastai.metrics import ActivationType
 from fastai.vision.all import L, ColReader, TfmdLists, accuracy, mae, Category, TensorCategory, TensorMultiCategory
 from fastai_mtl.all import (Tasks, CategoryTask, RegressionTask, MultiCategoryTask, MultiTaskLoss, Weighting, EqualWeighting,
                             UncertaintyWeighting, RandomLossWeighting, GeometricLossWeighting, LogLossWeighting, DynamicWeightAverage,
                             FAMO, MetricInverseWeighting, WeightingCallback, TaskWeight, TaskView, TaskMetric, TaskLoss,
                             is_missing, is_labelled, TaskColReader, named, TaskCategorize, TaskMultiCategorize, TaskRegressionSetup,
                             encode_targets, TaskDL)
+from fastai.vision.all import (Metric, AccumMetric, Categorize, Datasets, Transform, mk_metric, error_rate, top_k_accuracy,
+                               accuracy_multi, rmse, R2Score, PearsonCorrCoef, ExplainedVariance, F1Score, RocAuc, RocAucBinary, RocAucMulti,
+                               F1ScoreMulti, MatthewsCorrCoef, Perplexity)
+from fastai_mtl.all import BinaryTask, TaskBinarize, metric_kind
+from fastai_mtl.labels import _py, _task_tfm, _encoded_targets, _read_column
+import fastai_mtl.metrics as _metrics, fastai_mtl.weighting as _weighting
 
 def close(a, b, tol=1e-5): assert torch.allclose(torch.as_tensor(a).float(), torch.as_tensor(b).float(), atol=tol), (a, b)
 
@@ -435,3 +444,403 @@ def test_task_dl_serves_the_encoded_targets():
     close(b[0][:3], [1., 2., 3.]); assert b[0][3].isnan()
     assert [dl.create_item(i)[1].item() for i in range(4)] == [0, 1, -1, 0]
     assert type(dl.create_item(2)[1]) is TensorCategory
+
+# Mutation testing (issue #20): the checks that the surviving mutants of `mutmut run` showed missing
+def _two_processes(monkeypatch, peers):
+    "Fake a distributed run of two processes: the other one's tensors are `peers`, in the order of the collective calls"
+    peers = list(peers)
+    def all_gather(xs, x): xs[0].copy_(x); xs[1].copy_(peers.pop(0))
+    monkeypatch.setattr(_weighting, '_world', lambda: 2)
+    monkeypatch.setattr(torch.distributed, 'all_reduce', lambda x: x.add_(peers.pop(0)))
+    monkeypatch.setattr(torch.distributed, 'all_gather', all_gather)
+    return peers
+
+# Loss
+class _Recording(Weighting):
+    def terms(self, losses, counts):
+        self.seen = (losses, counts, self.parts)
+        return super().terms(losses, counts)
+
+def test_the_weighting_gets_each_tasks_loss_count_and_part():
+    preds, targs = _batch()
+    w = _Recording()
+    lf = MultiTaskLoss(_tasks(), weighting=w)
+    assert lf.weighting is w
+    close(lf(preds, *targs), (tensor_([1., 2., 0.5])*_expected(preds, targs)).sum())
+    losses, counts, parts = w.seen
+    close(counts, [3., 3., 6.])
+    assert isinstance(parts, list) and len(parts) == 3
+    close(torch.stack(parts), _expected(preds, targs))
+    assert w.parts is None  # set only while `terms` runs
+
+def test_a_task_with_one_labelled_item_has_that_items_loss():
+    preds, targs = _batch()
+    lf = MultiTaskLoss(_tasks())
+    lf(preds, tensor_([-1, -1, 2, -1]), *targs[1:])
+    close(lf.task_counts[0], 1.)
+    close(lf.task_losses[0], F.cross_entropy(preds[0][[2]], tensor_([2])))
+
+def test_reduction_none_moves_the_task_weights_to_the_losses_device():
+    "A meta tensor stands for a GPU one: the task weights (on the CPU) must follow the losses to their device"
+    lf = MultiTaskLoss(Tasks(RegressionTask('r', weight=2., standardize=False), RegressionTask('s', standardize=False)), reduction='none')
+    out = lf((torch.ones(2, device='meta'), torch.ones(2, device='meta')), torch.ones(2, device='meta'), torch.ones(2, device='meta'))
+    assert out.is_meta and out.shape == (2,)
+
+def test_loss_error_messages_in_full():
+    preds, targs = _batch()
+    lf = MultiTaskLoss(_tasks())
+    with pytest.raises(ValueError, match=r"^The model returned 2 output\(s\) but there are 3 tasks \['c', 'r', 'm'\]: "
+                                         r"it must return a tuple with one output per task, in task order$"): lf(preds[:2], *targs)
+    with pytest.raises(ValueError, match=r"^Got 2 target\(s\) for 3 tasks \['c', 'r', 'm'\]: build the DataBlock with one block per task "
+                                         r"\(`\*tasks\.blocks`\) and `n_inp=1`$"): lf(preds, *targs[:2])
+    lf.task_losses = tensor_([1., float('nan'), 3.])
+    with pytest.raises(FloatingPointError, match=r"^The loss of task 'r' \(nan\) is not finite, so training stops here rather than go on with "
+                       r"garbage: lower the learning rate, look for extreme labels in that task, or clip the gradients$"): lf.check_finite()
+
+# Weightings
+def test_equal_weighting_has_weights_one_from_the_start():
+    close(_ww(EqualWeighting(), (3., 5.)).weights, [1., 1.])
+
+def test_world_is_the_number_of_processes(monkeypatch):
+    assert _metrics._world() == 1
+    monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)
+    monkeypatch.setattr(torch.distributed, 'get_world_size', lambda: 3)
+    assert _metrics._world() == 3
+
+def test_synced_and_gathered_over_two_processes(monkeypatch):
+    x = tensor_([1., 3.])
+    assert _weighting._synced(x) is x and _weighting._gathered(x) is x  # one process: as they are
+    _two_processes(monkeypatch, [tensor_([3., 1.]), tensor_([3., 1.]), tensor_([[5.], [6.]])])
+    close(_weighting._synced(x), [4., 4.])
+    close(x, [1., 3.])  # a copy is reduced, not `x`
+    close(_weighting._synced(x, mean=True), [2., 2.])
+    g = _weighting._gathered(tensor_([[1.], [2.]]))
+    assert g.shape == (2, 2)
+    close(g, [[0.5, 2.5], [1., 3.]])  # the columns of both processes, over 2
+
+def test_global_losses_over_two_processes(monkeypatch):
+    losses, counts = tensor_([2., 3., 0.]), tensor_([1., 3., 0.])
+    assert _weighting._global_losses(losses, counts) == (losses, counts)
+    _two_processes(monkeypatch, [tensor_([0., 1., 0.]), tensor_([0., 5., 0.])])  # the other process: task 'b' has one item of loss 5
+    losses, counts = _weighting._global_losses(losses, counts)
+    close(counts, [1., 4., 0.])
+    close(losses, [2., (3*3 + 5)/4, 0.])
+
+def test_weighting_callback_averages_the_weightings_gradients_over_processes(monkeypatch):
+    w = _ww(UncertaintyWeighting())
+    cb = WeightingCallback()
+    cb.learn = SimpleNamespace(loss_func=SimpleNamespace(weighting=w))
+    w.log_vars.grad = tensor_([1., 2.])
+    cb.after_backward()
+    close(w.log_vars.grad, [1., 2.])  # one process: unchanged
+    _two_processes(monkeypatch, [tensor_([3., 0.])])
+    cb.after_backward()
+    close(w.log_vars.grad, [2., 1.])
+    w.log_vars.grad = None
+    cb.after_backward()
+    assert w.log_vars.grad is None
+    cb.learn = SimpleNamespace(loss_func=SimpleNamespace())
+    cb.after_backward()  # no weighting: nothing to average
+
+class _Learns(Weighting):
+    def before_fit(self, learn): self.learn_seen = learn
+
+def test_weighting_callback_passes_the_learner_and_skips_the_events_a_weighting_lacks():
+    w = _Learns(); w.setup(_tasks())
+    cb = WeightingCallback()
+    cb.learn = SimpleNamespace(loss_func=SimpleNamespace(weighting=w))
+    cb.before_fit()
+    assert w.learn_seen is cb.learn
+    for e in ('before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_backward', 'after_train', 'before_validate', 'after_validate', 'after_fit'):
+        getattr(cb, e)()
+    assert not w.training
+
+def test_random_loss_weighting_draws_on_the_losses_device():
+    w = _ww(RandomLossWeighting()).to('meta')
+    assert w(torch.ones(2, device='meta'), torch.ones(2, device='meta')).is_meta
+
+def test_geometric_loss_weighting_of_losses_below_one():
+    w = _ww(GeometricLossWeighting())
+    close(w(tensor_([0.25, 1.]), tensor_([1., 1.])), 0.5)
+    close(w.weights, [0.5/(2*0.25), 0.5/(2*1.)])
+
+def test_log_loss_weighting_eps_in_the_weights():
+    close(LogLossWeighting(eps=1.).terms(tensor_([1., 3.]), tensor_([1., 1.]))[1], [1/2, 1/4])
+
+def test_dynamic_weight_average_rates_of_the_last_two_epochs():
+    w = _ww(DynamicWeightAverage(temp=2.))
+    def epoch(w, *batches):
+        w.before_epoch(None)
+        for l, c in batches: w(tensor_(l), tensor_(c))
+        w.after_train(None)
+    epoch(w, ([0.5, 0.8], [2., 1.]))
+    close(w.epoch_losses[0], [0.5, 0.8])
+    close(w.rate_weights, [1., 1.])
+    epoch(w, ([0.25, 0.8], [1., 1.]), ([0.25, 0.8], [3., 1.]))  # means over items: 0.25 and 0.8; rates 0.5 and 1
+    close(w.epoch_losses[1], [0.25, 0.8])
+    close(w.rate_weights, 2*F.softmax(tensor_([0.5, 1.])/2, 0))
+    epoch(w, ([0.2, 0.4], [2., 2.]))  # rates against the epoch before: 0.8 and 0.5
+    close(w.rate_weights, 2*F.softmax(tensor_([0.8, 0.5])/2, 0))
+    state = w.get_extra_state()
+    assert len(state['epoch_losses']) == 2
+    close(state['epoch_losses'][0], [0.25, 0.8]); close(state['epoch_losses'][1], [0.2, 0.4])
+    w2 = _ww(DynamicWeightAverage(temp=2.))
+    w2.load_state_dict(w.state_dict())  # a resumed run: the last two epochs and the weights
+    close(w2.rate_weights, w.rate_weights)
+    epoch(w2, ([0.1, 0.4], [1., 1.]))
+    close(w2.rate_weights, 2*F.softmax(tensor_([0.5, 1.])/2, 0))
+
+def test_dynamic_weightings_warn_of_nothing():
+    "Two epochs of two training batches under warnings-as-errors: a softmax without `dim`, say, would warn on every batch"
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        for w in (_ww(RandomLossWeighting()), _ww(DynamicWeightAverage()), _ww(FAMO())):
+            for _ in range(2):
+                if hasattr(w, 'before_epoch'): w.before_epoch(None)
+                w(tensor_([1., 2.]), tensor_([1., 1.])); w(tensor_([0.5, 2.]), tensor_([1., 1.]))
+                if hasattr(w, 'after_train'): w.after_train(None)
+
+def test_famo_logits_are_not_trained_by_the_loss():
+    w = _ww(FAMO())
+    losses = tensor_([1., 4.], requires_grad=True)
+    w(losses, tensor_([1., 1.])).backward()
+    assert w.logits.grad is None and losses.grad is not None
+
+def test_famo_eps():
+    w = _ww(FAMO(lr=0.1, gamma=0., eps=0.5))
+    loss = w(tensor_([0.1, 0.5]), tensor_([1., 1.]))
+    c = 0.5/0.6 + 0.5/1.  # over L + eps
+    close(loss, (0.5*math.log(0.6) + 0.5*math.log(1.))/c)
+    close(w.weights, [0.5/(c*0.6), 0.5/(c*1.)])
+    w(tensor_([0.05, 0.5]), tensor_([1., 1.]))  # 'a's log(L + eps) decreased, from log 0.6 to log 0.55: the first Adam step, of lr
+    close(w.logits, [-0.1, 0.1], 1e-4)
+
+def _adam(g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8):
+    "One step of Adam on floats: the step and the new moments"
+    m, v = b1*m + (1 - b1)*g, b2*v + (1 - b2)*g*g
+    return -lr*(m/(1 - b1**t))/(math.sqrt(v/(1 - b2**t)) + eps), m, v
+
+def test_famo_gamma_decays_the_logits():
+    w = _ww(FAMO(lr=0.1, gamma=0.5))
+    for l in ([1., 4.], [0.5, 4.], [0.5, 4.]): w(tensor_(l), tensor_([1., 1.]))
+    g = 0.25*math.log(2.)  # the softmax's Jacobian at 0 times the log-loss decrease (log 2, 0)
+    s, m, v = _adam(g, 0., 0., 1, 0.1)
+    p = s  # logit 'b' is -p
+    s, m, v = _adam(0.5*p, m, v, 2, 0.1)  # no decrease: only the weight decay, gamma*p
+    close(w.logits, [p + s, -(p + s)], 1e-6)
+
+def test_famo_state_resumes_the_optimizer():
+    w = _ww(FAMO(lr=0.1, gamma=0.))
+    for l in ([1., 4.], [0.5, 4.]): w(tensor_(l), tensor_([1., 1.]))
+    w2 = _ww(FAMO(lr=0.1, gamma=0.))
+    w2.load_state_dict(deepcopy(w.state_dict()))  # as from a checkpoint: the optimizer's moments are not shared with `w`
+    close(w2.logits, w.logits); close(w2.prev[0], [0.5, 4.]); assert w2.prev[1].tolist() == [True, True]
+    for x in (w, w2): x(tensor_([0.25, 4.]), tensor_([1., 1.]))
+    close(w2.logits, w.logits, 1e-7)
+    assert w2.opt.state_dict()['state'][0]['step'] == 2
+
+def test_metric_inverse_weighting_multiplies_the_losses():
+    w = _ww(MetricInverseWeighting(), (1., 2.))
+    w.before_train(None)
+    w.after_validate(SimpleNamespace(metrics=[_M(name='a_loss', value=1.), _M(name='b_loss', value=3.)]))
+    close(w(tensor_([2., 4.]), tensor_([1., 1.])), 0.5*2 + 2*1.5*4)
+
+# Metrics
+def test_task_view_gathers_the_items_of_every_process(monkeypatch):
+    preds, targs = _batch()
+    calls = []
+    def to_detach(b, cpu=True, gather=True):
+        calls.append((cpu, gather))
+        return tuple(torch.cat([o, o]) for o in b)  # what gathering from two processes with the same batch gives
+    monkeypatch.setattr(_metrics, '_world', lambda: 2)
+    v = TaskView(SimpleNamespace(pred=preds, yb=targs, to_detach=to_detach), 1, _tasks()[1])
+    assert calls == [(False, True)]  # gathered, and kept on the device
+    close(v.pred, preds[1][[0, 2, 3, 0, 2, 3]])
+
+def test_task_view_detaches_without_gathering(monkeypatch):
+    import fastai.torch_core
+    monkeypatch.setattr(fastai.torch_core, 'maybe_gather', lambda x, axis=0: torch.cat([x, x]))  # gathering from two processes
+    v = TaskView(_learn(*_batch()), 1, _tasks()[1])
+    out = v.to_detach(torch.ones(3, requires_grad=True))
+    assert out.shape == (3,) and not out.requires_grad
+    meta = torch.ones(3, device='meta')  # a meta tensor cannot be copied to the CPU: it shows whether `to_detach` moves
+    assert v.to_detach(meta, cpu=False).is_meta
+    with pytest.raises(NotImplementedError): v.to_detach(meta)  # the default: to the CPU
+
+class _Collect(Metric):
+    "A metric with state of its own: the values of the targets it saw"
+    def __init__(self): self.seen = []
+    def reset(self): self.seen.clear()
+    def accumulate(self, learn): self.seen += learn.y.tolist()
+    @property
+    def value(self): return sum(self.seen)
+
+@pytest.mark.parametrize('metric,kind', [
+    (accuracy, 'argmax'), (error_rate, 'argmax'), (top_k_accuracy, 'argmax'), (F1Score(), 'argmax'), (MatthewsCorrCoef(), 'argmax'),
+    (RocAuc(), 'softmax'), (RocAucBinary(), 'softmax'),
+    (accuracy_multi, 'sigmoid'), (partial(accuracy_multi, thresh=0.3), 'sigmoid'), (F1ScoreMulti(), 'sigmoid'), (RocAucMulti(), 'sigmoid'),
+    (AccumMetric(lambda p, t: 0., thresh=0.5, activation=ActivationType.No), 'sigmoid'),
+    (mae, 'values'), (rmse, 'values'), (R2Score(), 'values'), (PearsonCorrCoef(), 'values'), (ExplainedVariance(), 'values'),
+    (Perplexity(), None), (_Collect(), None)])
+def test_metric_kind(metric, kind): assert metric_kind(metric) == kind
+
+def test_a_metric_a_task_cannot_measure_is_an_error_naming_both():
+    with pytest.raises(ValueError, match=r"^Task 'c' \(CategoryTask\): metric mae compares values, but the task predicts classes; "
+                                         r"use accuracy, F1Score\(\), RocAuc\(\), MatthewsCorrCoef\(\)$"): TaskMetric(CategoryTask('c'), 0, mae)
+    with pytest.raises(ValueError, match=r"^Task 'r' \(RegressionTask\): metric accuracy is a classification metric \(argmax\), but the task "
+                                         r"predicts values; use mae, rmse, R2Score\(\), PearsonCorrCoef\(\), ExplainedVariance\(\)$"):
+        TaskMetric(RegressionTask('r'), 0, accuracy)
+
+def test_task_metric_reads_a_binary_tasks_one_logit():
+    learn = _learn((tensor_([[2.], [-1.], [0.5], [-3.]]),), (tensor_([1, 0, 0, -1]),))
+    for thresh, exp in ((0.5, 2/3), (0.8, 1.)):  # the decision at thresh: logit > log(thresh/(1 - thresh))
+        m = TaskMetric(BinaryTask('b', thresh=thresh), 0, accuracy)
+        m.reset(); m.accumulate(learn)
+        close(m.value, exp)
+    v = TaskView(learn, 0, BinaryTask('b'), mk_metric(accuracy))
+    close(v.pred, [[0., 2.], [0., -1.], [0., 0.5]])
+
+def test_each_task_metric_has_its_own_copy_of_the_metric():
+    learn = _learn((torch.zeros(2), torch.zeros(2)), (tensor_([1., 2.]), tensor_([10., float('nan')])))
+    m = _Collect()
+    ms = [TaskMetric(RegressionTask(n), i, m) for i, n in enumerate('ab')]
+    for tm in ms: tm.reset(); tm.accumulate(learn)
+    assert [tm.value for tm in ms] == [3., 10.] and m.seen == []
+
+class _Broken(Metric):
+    def __init__(self, error): self.error = error
+    def reset(self): pass
+    def accumulate(self, learn): raise self.error()
+    @property
+    def value(self): raise self.error()
+    @property
+    def name(self): return 'broken'
+
+class _TwoArgs(Exception):
+    def __init__(self, a, b): super().__init__(f'{a}/{b}')
+
+def test_task_metric_errors_name_the_task_the_metric_and_where():
+    learn = _learn((torch.zeros(3, 2),), (tensor_([0, 1, -1]),))
+    m = TaskMetric(CategoryTask('c'), 0, _Broken(lambda: KeyError('bad input')))
+    with pytest.raises(KeyError, match=r"^\"Task 'c' \(CategoryTask\): metric broken failed on predictions of shape \(2, 2\) "
+                                       r"and targets of shape \(2,\): 'bad input'\"$") as e: m.accumulate(learn)
+    assert isinstance(e.value.__cause__, KeyError)
+    with pytest.raises(KeyError, match=r"^\"Task 'c' \(CategoryTask\): metric broken failed over the epoch: 'bad input'\"$"): m.value
+    m = TaskMetric(CategoryTask('c'), 0, _Broken(lambda: _TwoArgs(1, 2)))  # an error type that takes no message: a RuntimeError
+    with pytest.raises(RuntimeError, match=r"^Task 'c' \(CategoryTask\): metric broken failed over the epoch: 1/2$"): m.value
+
+# Labels
+def test_label_transforms_default_to_no_task_name():
+    assert [t.task for t in (TaskColReader('a'), TaskCategorize(), TaskBinarize(), TaskMultiCategorize(), TaskRegressionSetup())] == [''] * 5
+    with pytest.raises(ValueError, match=r"^Task '': label column 'a' is not in the data, whose columns are \['b'\]$"): TaskColReader('a')({'b': 1})
+
+def test_py_gives_plain_python_values():
+    assert type(_py(np.float64(2.5))) is float and _py(np.float64(2.5)) == 2.5
+    assert _py((np.int64(1), tensor_([2, 3]))) == [1, [2, 3]]
+    tfm = _setup(TaskRegressionSetup(task='r'), [1.])
+    with pytest.raises(ValueError, match=r"^Task 'r': expected a finite number, got inf$"): tfm(np.float64('inf'))
+
+def test_label_error_messages_in_full():
+    with pytest.raises(ValueError, match=r"^Task 'c': the labels mix types that cannot be ordered \(\['int', 'str'\]\), e.g. \[1, 'a'\]; "
+                                         r"make the column one type, e.g. `df\[col\]\.astype\(str\)`$"): _setup(TaskCategorize(task='c'), ['a', 1])
+    with pytest.raises(ValueError, match=r"^Task 'c': the validation set has labels \[2, 'z'\] that the training set does not have, so the model "
+                                         r"cannot learn them; the training labels are \['a'\]\. Put items with every label in the training set "
+                                         r"\(e\.g\. a stratified split\), or drop those rows$"): _setup(TaskCategorize(task='c'), ['a'], ['z', 2, None])
+    with pytest.raises(ValueError, match=r"^Task 'c': the data has labels \[2, 'z'\] that are not in the vocab given to the task, \['a'\]: "
+                                         r"add them to `vocab=`, or drop those rows$"): _setup(TaskCategorize(vocab=['a'], task='c'), ['a', 'z', 2])
+
+def test_label_checks_run_at_the_training_setup_only():
+    items = L(['a', 'z']); items.valid = L(['y'])
+    tfm = TaskCategorize(vocab=['a', 'b'], task='c'); tfm.setup(items)  # not a training setup: no check
+    assert list(tfm.vocab) == ['a', 'b']
+    tfm = TaskCategorize(task='c'); tfm.setup(items)
+    assert list(tfm.vocab) == ['a', 'z']
+    tfm = TaskRegressionSetup(task='r'); tfm.setup(L([1., 'x']))
+    assert tfm.c == 1
+    tfm = TaskCategorize(vocab=['a', 'b'], task='c'); tfm.setup(None, train_setup=True)  # a given vocab needs no items
+    assert tfm.c == 2
+
+def test_the_vocab_comes_from_the_training_part():
+    items = L(['a', 'b', 'c']); items.train = L(['a', 'b']); items.valid = L(['a'])
+    tfm = TaskCategorize(task='c'); tfm.setup(items, train_setup=True)
+    assert list(tfm.vocab) == ['a', 'b']
+
+def test_task_regression_setup_counts_the_values_per_item():
+    assert _setup(TaskRegressionSetup(task='r'), [1., 2.]).c == 1
+    assert _setup(TaskRegressionSetup(task='r'), [[1., 2.], [3., 4.]]).c == 2
+
+def test_task_binarize():
+    tfm = _setup(TaskBinarize(task='b'), ['yes', 'no', None, 'yes'])
+    assert list(tfm.vocab) == ['no', 'yes'] and tfm.c == 2
+    assert tfm('yes') == 1 and tfm('no') == 0 and tfm(None) == -1
+    assert list(_setup(TaskBinarize(task='b'), ['b', 'a']).vocab) == ['a', 'b']  # the second in sorted order is positive
+    assert list(_setup(TaskBinarize(pos_label='a', task='b'), ['b', 'a']).vocab) == ['b', 'a']  # pos_label last, encoded 1
+    assert list(_setup(TaskBinarize(vocab=['no', 'yes'], task='b'), ['yes']).vocab) == ['no', 'yes']
+    with pytest.raises(ValueError, match=r"^Task 'b': a binary task needs exactly two labels, got 3: \['a', 'b', 'c'\]; use CategoryTask for more$"):
+        _setup(TaskBinarize(task='b'), ['a', 'b', 'c'])
+    with pytest.raises(ValueError, match=r"^Task 'b': pos_label 'z' is not one of the labels \['a', 'b'\]$"): _setup(TaskBinarize(pos_label='z', task='b'), ['a', 'b'])
+
+def test_delimiter_warning_shows_three_labels_and_knows_four_delimiters():
+    with pytest.warns(UserWarning, match=r"^Task 'm': labels \['a,b', 'a,b,c', 'a,c'\] look like several labels joined by ',', but label_delim "
+                                         r"is ' ': pass `label_delim=','` if they are$"):
+        _setup(TaskMultiCategorize(task='m'), ['a', 'b', 'c', 'a,b', 'a,c', 'b,c', 'a,b,c'])  # four joined labels, the first three named
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        _setup(TaskMultiCategorize(task='m'), ['a', 'b', 'aXb', 'a-b', 'a_b', 'a+b'])  # only , ; | and space are taken for delimiters
+
+def test_only_a_tasks_targets_are_encoded_at_once():
+    df = pd.DataFrame({'a': ['x', 'y', 'x']})
+    assert _encoded_targets(TfmdLists(df, [ColReader('a'), Categorize()])) is None  # no task transform
+    assert _encoded_targets(TfmdLists(df, [TaskColReader('a', task='a'), Categorize()])) is None  # a task name without a kind: not a task's type transform
+    tl = TfmdLists(df, [ColReader('a'), TaskCategorize(task='a')])
+    t = _encoded_targets(tl)
+    assert t[0].tolist() == [0, 1, 0] and _encoded_targets(tl) is t  # computed once
+    per_item = TaskCategorize(task='a'); per_item.per_item = True
+    assert _encoded_targets(TfmdLists(df, [ColReader('a'), per_item])) is None
+    assert _task_tfm(None) is None and _task_tfm([1, 2]) is None
+
+def test_encode_targets_of_one_item():
+    t, typ = encode_targets(_tl(pd.DataFrame({'a': ['x']}), TaskCategorize(task='a')))
+    assert t.tolist() == [0] and typ is TensorCategory
+
+def test_encode_targets_keys_labels_by_type_and_value():
+    calls = []
+    def tfm(o): calls.append(o); return torch.tensor(float(o))
+    tl = TfmdLists(pd.DataFrame({'a': pd.Series([1, 1.0, True, 1], dtype=object)}), [ColReader('a'), tfm])
+    calls.clear()
+    encode_targets(tl)
+    assert [type(o) for o in calls] == [int, float, bool]  # equal values of other types are encoded on their own
+    tl = TfmdLists(pd.DataFrame({'a': [float('nan'), 1., float('nan'), float('nan')]}), [ColReader('a'), tfm])
+    calls.clear()
+    t, _ = encode_targets(tl)
+    assert len(calls) == 2 and t[[0, 2, 3]].isnan().all()  # every missing label is one key
+
+_reads = []
+class _CountingReader(ColReader):
+    def _do_one(self, r, c): _reads.append(c); return super()._do_one(r, c)
+
+class _Times10(Transform):
+    split_idx = 0  # on the training set only
+    def encodes(self, o): return o*10
+
+def test_task_dl_reads_each_column_once():
+    df = pd.DataFrame({'x': [1., 2., 3., 4.], 'a': ['p', 'q', 'p', None]})
+    dsets = Datasets(df, [[_CountingReader('x'), _Times10()], [_CountingReader('a'), TaskCategorize(task='a')], [lambda r: r['x'] + 1]],
+                     splits=[[0, 1, 2], [3]])
+    dl = TaskDL(dsets.train, bs=3, shuffle=False)
+    cols, targs = dl.columns(), dl.encoded_targets()
+    assert cols[0][0] == [1., 2., 3.] and cols[1] is None and cols[2] is None  # read once: the getter's output of each training item
+    assert targs[0] is None and targs[1][0].tolist() == [0, 1, 0] and targs[2] is None
+    assert dl.columns() is cols and _read_column(dl.dataset.tls[0]) is cols[0]
+    _reads.clear()
+    items = [dl.create_item(i) for i in range(3)]
+    assert _reads == []  # neither column is read again
+    assert [(float(x), int(a), y) for x, a, y in items] == [(10., 0, 2.), (20., 1, 3.), (30., 0, 4.)] == [
+        (float(x), int(a), y) for x, a, y in (dsets.train[i] for i in range(3))]
+    assert type(items[0][1]) is TensorCategory
+    assert [(float(x), int(a), y) for x, a, y in [dl.create_item(None)]] == [(10., 0, 2.)]  # fastai's DataLoader: item 0
+    vdl = TaskDL(dsets.valid, bs=1, shuffle=False)
+    assert [(float(x), int(a), y) for x, a, y in [vdl.create_item(0)]] == [(4., -1, 5.)]  # the validation pipeline: no _Times10
+    plain = TaskDL([1, 2, 3, 4], bs=2, shuffle=False)  # no parts to read
+    assert plain.encoded_targets() == [] and plain.columns() == [] and plain.create_item(2) == 3
+    assert plain.one_batch().tolist() == [1, 2]
