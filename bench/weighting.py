@@ -5,7 +5,10 @@ each method's epoch is timed right after an epoch of equal weighting (pairs, so 
 hits both), and each ratio is the median over rounds of (method time / equal time of its pair).
 Writes bench/results/weighting.md.
 
-    python bench/weighting.py [--rounds 3] [--batches 6] [--size 64] [--bs 32] [--tasks 2 3 8] [--device cuda] [--fp16]
+    python bench/weighting.py [--rounds 3] [--batches 6] [--size 64] [--bs 32] [--tasks 2 3 8 40] [--param-tasks 8] [--device cuda] [--fp16]
+
+The parameter-level methods (`graddrop`, `config`) take a Jacobian of every shared parameter, one backward pass per task,
+so they are timed up to `--param-tasks` tasks only (at T=8 they already cost 13-20x).
 """
 import argparse, warnings
 from pathlib import Path
@@ -40,10 +43,11 @@ def time_epoch(learn):
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     return timed(epoch, learn.dls.device or torch.device('cpu'))
 
-def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=False):
+def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=False, param_tasks=8):
     rows = []
     for n_tasks in task_counts:
-        learners = {m: make_learner(m, n_tasks, batches, size, bs, device, fp16) for m in ['equal'] + [m for m in methods if m != 'equal']}
+        timed_methods = [m for m in methods if m != 'equal' and (n_tasks <= param_tasks or KINDS.get(m) != 'gradient (parameter)')]
+        learners = {m: make_learner(m, n_tasks, batches, size, bs, device, fp16) for m in ['equal'] + timed_methods}
         for l in learners.values(): time_epoch(l)            # warm-up
         ratios = {m: [] for m in learners}
         for r in range(rounds):
@@ -62,10 +66,12 @@ def write(rows, args, out, device):
     lines = [f'# Weighting cost: step time relative to equal weighting',
              '', f'resnet18 body, {args.size} px, batch {args.bs}, one epoch of {args.batches} batches per timing, each paired with an epoch of equal weighting; median of {args.rounds} rounds; '
              + machine(device, args),
-             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs}'
+             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs} --tasks {" ".join(map(str, args.tasks))} --param-tasks {args.param_tasks}'
              + (f' --device {args.device}' if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + '`', '',
              '| method | kind | ' + ' | '.join(f'T={t}' for t in ts) + ' |', '|---|---|' + '---|'*len(ts)]
-    lines += [f'| {m} | {kind[m]} | ' + ' | '.join(f'{table[(m, t)]:.2f}x' for t in ts) + ' |' for m in methods]
+    lines += [f'| {m} | {kind[m]} | ' + ' | '.join(f'{table[(m, t)]:.2f}x' if (m, t) in table else '-' for t in ts) + ' |' for m in methods]
+    if any((m, t) not in table for m in methods for t in ts):
+        lines += ['', f'-: not timed (parameter-level methods above {args.param_tasks} tasks: one backward pass per task through the whole body).']
     out.write_text('\n'.join(lines) + '\n')
     print(out.read_text())
 
@@ -73,10 +79,11 @@ if __name__ == '__main__':
     p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]), threads=torch.get_num_threads())
     p.add_argument('--rounds', type=int, default=3); p.add_argument('--batches', type=int, default=3)
     p.add_argument('--size', type=int, default=64); p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8])
+    p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8, 40])
+    p.add_argument('--param-tasks', type=int, default=8, help='time the parameter-level methods up to this many tasks')
     p.add_argument('--methods', nargs='+', default=[m for m in WEIGHTINGS if m not in ('uw', 'dbmtl')])
     p.add_argument('--out', default=None, help='bench/results/weighting.md (weighting_cuda[_fp16].md on a GPU) by default')
     args = p.parse_args()
     device = setup(args)
     out = Path(args.out or Path(__file__).parent/'results'/f'weighting{suffix(args)}.md')
-    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods, device, args.fp16), args, out, device)
+    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods, device, args.fp16, args.param_tasks), args, out, device)

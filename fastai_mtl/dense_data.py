@@ -271,7 +271,7 @@ class NormalsReader(PixelsReader):
 
     def values(self, a, src):
         png = a.dtype == np.uint8
-        a = super().values(a, src)   # channels first
+        a = np.ascontiguousarray(super().values(a, src), dtype=np.float32)   # channels first, copied only if it was not
         if png: a = np.where((a == 0).all(0), nan, a/127.5 - 1)
         sq = np.einsum('ijk,ijk->jk', a, a)   # squared lengths in one pass: NaN where unknown, 0 for a zero vector
         lo,hi = (1 - self.unit_tol)**2, (1 + self.unit_tol)**2
@@ -291,17 +291,19 @@ def _dense_sz(x):
     h,w = torch.as_subclass(x, Tensor).shape[-2:]
     return fastuple(w, h)
 
-class AlignTargets(RandTransform):
+class AlignTargets(ItemTransform):
     "Check each dense target has the size of the image (the first part of the item); give missing ones that size"
-    order,split_idx = -1,None
-    def before_call(self, b, split_idx):
-        self.do,self.size = True,fastuple(_get_sz(b))
+    order = -1
+    def encodes(self, b):
+        if not isinstance(b, list) or len(b) < 2: return b   # an image alone (a test item): nothing to align
+        size = _get_sz(b[0])
+        return [self._align(o, size) for o in b]   # one call per item: dispatching on each part's type cost more than the check
 
-    def encodes(self, x:object): return x   # the image and image-level targets: found once, not looked up on every item
-    def encodes(self, x:MissingTarget): return x.reader.missing(tuple(self.size))
-    def encodes(self, x:DenseTensor):
-        if (sz := _dense_sz(x)) != self.size: raise ValueError(
-            f"{_target_name(x)} is {'x'.join(map(str, sz))} pixels (width x height), but its image is {'x'.join(map(str, self.size))}: "
+    def _align(self, x, size):
+        "`x` checked against the image's `size` (w, h), or a target of that size for a missing one"
+        if isinstance(x, MissingTarget): return x.reader.missing(tuple(size))
+        if isinstance(x, DenseTensor) and (sz := _dense_sz(x)) != size: raise ValueError(
+            f"{_target_name(x)} is {'x'.join(map(str, sz))} pixels (width x height), but its image is {'x'.join(map(str, size))}: "
             "a dense target must have the size of its image")
         return x
 

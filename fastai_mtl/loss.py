@@ -45,8 +45,10 @@ class MultiTaskLoss(Module):
     def __init__(self,
         tasks:Tasks, # The tasks, in the order of the model's outputs and the targets
         weighting:nn.Module=None, # Combines the task losses (see `fastai_mtl.weighting`); the tasks' static weights (`Weighting`) if None
-        reduction:str='mean', # 'mean' or 'sum' reduce over items; 'none' gives one loss per item
+        reduction:str='mean', # 'mean': the combination of each task's mean over its labelled items; 'none': one loss per item
     ):
+        if reduction not in ('mean', 'none'): raise ValueError(
+            f"MultiTaskLoss: reduction must be 'mean' (each task's mean loss, combined) or 'none' (one loss per item), got {reduction!r}")
         store_attr('tasks,reduction')
         self.weighting = ifnone(weighting, Weighting())
         self.weighting.setup(tasks)
