@@ -10,7 +10,7 @@ Writes bench/results/weighting.md.
 The parameter-level methods (`graddrop`, `config`) take a Jacobian of every shared parameter, one backward pass per task,
 so they are timed up to `--param-tasks` tasks only (at T=8 they already cost 13-20x).
 """
-import argparse, warnings
+import argparse, warnings, time
 from pathlib import Path
 import torch, numpy as np
 from fastai.vision.all import Learner, DataLoaders, DataLoader, resnet18, set_seed, Adam
@@ -38,12 +38,12 @@ def make_learner(name, n_tasks, batches, size, bs, device=None, fp16=False):
     learn = Learner(dls, model, loss_func=loss, splitter=WithLossParams(trainable_params, loss), cbs=WeightingCallback(), opt_func=Adam)
     return learn.to_fp16() if fp16 else learn
 
-def time_epoch(learn):
+def time_epoch(learn, clock=time.perf_counter):
     def epoch():
         with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
-    return timed(epoch, learn.dls.device or torch.device('cpu'))
+    return timed(epoch, learn.dls.device or torch.device('cpu'), clock)
 
-def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=False, param_tasks=8):
+def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=False, param_tasks=8, clock=time.perf_counter):
     rows = []
     for n_tasks in task_counts:
         timed_methods = [m for m in methods if m != 'equal' and (n_tasks <= param_tasks or KINDS.get(m) != 'gradient (parameter)')]
@@ -52,11 +52,13 @@ def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=Fals
         ratios = {m: [] for m in learners}
         for r in range(rounds):
             for m,l in learners.items():
-                base = time_epoch(learners['equal'])
-                ratios[m].append(time_epoch(l)/base)
+                base = time_epoch(learners['equal'], clock)
+                ratios[m].append(time_epoch(l, clock)/base)
         for m in learners: rows.append((m, KINDS.get(m, '?'), n_tasks, float(np.median(ratios[m]))))
         print(f'T={n_tasks}: ' + ', '.join(f'{m} {np.median(v):.2f}x' for m,v in ratios.items()), flush=True)
     return rows
+
+CLOCKS = dict(cpu="this process's CPU time", wall='wall time')
 
 def write(rows, args, out, device):
     ts = sorted({r[2] for r in rows})
@@ -64,9 +66,9 @@ def write(rows, args, out, device):
     table = {(m, t): ratio for m,_,t,ratio in rows}
     kind = {m: k for m,k,_,_ in rows}
     lines = [f'# Weighting cost: step time relative to equal weighting',
-             '', f'resnet18 body, {args.size} px, batch {args.bs}, one epoch of {args.batches} batches per timing, each paired with an epoch of equal weighting; median of {args.rounds} rounds; '
+             '', f'resnet18 body, {args.size} px, batch {args.bs}, one epoch of {args.batches} batches per timing, each paired with an epoch of equal weighting; median of {args.rounds} rounds of {CLOCKS[args.clock]}; '
              + machine(device, args),
-             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs} --tasks {" ".join(map(str, args.tasks))} --param-tasks {args.param_tasks}'
+             f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs} --tasks {" ".join(map(str, args.tasks))} --param-tasks {args.param_tasks} --clock {args.clock}'
              + (f' --device {args.device}' if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + '`', '',
              '| method | kind | ' + ' | '.join(f'T={t}' for t in ts) + ' |', '|---|---|' + '---|'*len(ts)]
     lines += [f'| {m} | {kind[m]} | ' + ' | '.join(f'{table[(m, t)]:.2f}x' if (m, t) in table else '-' for t in ts) + ' |' for m in methods]
@@ -81,9 +83,11 @@ if __name__ == '__main__':
     p.add_argument('--size', type=int, default=64); p.add_argument('--bs', type=int, default=32)
     p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8, 40])
     p.add_argument('--param-tasks', type=int, default=8, help='time the parameter-level methods up to this many tasks')
+    p.add_argument('--clock', default='wall', choices=['cpu', 'wall'], help="'cpu': this process's CPU time (steady on a shared CPU where wall time includes the wait for a core; one torch thread); 'wall': elapsed time (a GPU)")
     p.add_argument('--methods', nargs='+', default=[m for m in WEIGHTINGS if m not in ('uw', 'dbmtl')])
     p.add_argument('--out', default=None, help='bench/results/weighting.md (weighting_cuda[_fp16].md on a GPU) by default')
     args = p.parse_args()
     device = setup(args)
     out = Path(args.out or Path(__file__).parent/'results'/f'weighting{suffix(args)}.md')
-    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods, device, args.fp16, args.param_tasks), args, out, device)
+    write(main(args.rounds, args.batches, args.size, args.bs, args.tasks, args.methods, device, args.fp16, args.param_tasks,
+                     time.process_time if args.clock == 'cpu' else time.perf_counter), args, out, device)
