@@ -5,7 +5,7 @@
 from pathlib import Path
 
 RESULTS = Path(__file__).parent/'results'
-ORDER = ['overhead', 'dividend', 'pipeline', 'multimnist', 'weighting', 'mixup', 'unet_overhead', 'dense', 'deploy']
+ORDER = ['overhead', 'dividend', 'pipeline', 'multimnist', 'auxiliary', 'weighting', 'mixup', 'unet_overhead', 'dense', 'deploy']
 
 def result_files():
     "The result files in report order: each benchmark's CPU result, then its GPU results; anything else last"
