@@ -14,7 +14,7 @@ import argparse, warnings, time
 from pathlib import Path
 import torch, numpy as np
 from fastai.vision.all import Learner, DataLoaders, DataLoader, resnet18, set_seed, Adam
-from fastai_mtl.all import Tasks, CategoryTask, MultiTaskLoss, WeightingCallback, WithLossParams, get_weighting, WEIGHTINGS, create_mtl_body, create_mtl_model
+from fastai_mtl.all import Tasks, CategoryTask, MultiTaskLoss, WeightingCallback, WithLossParams, get_weighting, WEIGHTINGS, create_mtl_body, create_mtl_model, GradientWeighting
 from fastai.learner import trainable_params
 from common import add_device_args, setup, timed, machine, suffix
 
@@ -25,6 +25,10 @@ KINDS = dict(static='loss', equal='loss', uncertainty='loss', dwa='loss', rlw='l
              nash_mtl='gradient (representation)', upgrad='gradient (representation)', dualproj='gradient (representation)',
              graddrop='gradient (parameter)', config='gradient (parameter)')
 
+VARIANTS = {  # not in WEIGHTINGS: a method with other settings, passed as a TorchJD aggregator
+    'nash_mtl_every4': lambda n: GradientWeighting(__import__('torchjd').aggregation.NashMTL(n_tasks=n, update_weights_every=4))}
+KINDS['nash_mtl_every4'] = KINDS['nash_mtl']
+
 def make_learner(name, n_tasks, batches, size, bs, device=None, fp16=False):
     tasks = Tasks(*[CategoryTask(f't{i}') for i in range(n_tasks)])
     for t in tasks: t.n_out, t.vocab = 10, list(range(10))
@@ -34,7 +38,7 @@ def make_learner(name, n_tasks, batches, size, bs, device=None, fp16=False):
     dls.n_inp = 1
     set_seed(0)
     model = create_mtl_model(create_mtl_body(resnet18, pretrained=False), tasks, lin_ftrs=[64])
-    loss = MultiTaskLoss(tasks, get_weighting(name, n_tasks))
+    loss = MultiTaskLoss(tasks, VARIANTS[name](n_tasks) if name in VARIANTS else get_weighting(name, n_tasks))
     learn = Learner(dls, model, loss_func=loss, splitter=WithLossParams(trainable_params, loss), cbs=WeightingCallback(), opt_func=Adam)
     return learn.to_fp16() if fp16 else learn
 
@@ -58,6 +62,7 @@ def main(rounds, batches, size, bs, task_counts, methods, device=None, fp16=Fals
         print(f'T={n_tasks}: ' + ', '.join(f'{m} {np.median(v):.2f}x' for m,v in ratios.items()), flush=True)
     return rows
 
+DEFAULT_METHODS = [m for m in WEIGHTINGS if m not in ('uw', 'dbmtl')]   # uw and dbmtl are other names of uncertainty and log
 CLOCKS = dict(cpu="this process's CPU time", wall='wall time')
 
 def write(rows, args, out, device):
@@ -69,6 +74,7 @@ def write(rows, args, out, device):
              '', f'resnet18 body, {args.size} px, batch {args.bs}, one epoch of {args.batches} batches per timing, each paired with an epoch of equal weighting; median of {args.rounds} rounds of {CLOCKS[args.clock]}; '
              + machine(device, args),
              f'Command: `python bench/weighting.py --rounds {args.rounds} --batches {args.batches} --size {args.size} --bs {args.bs} --tasks {" ".join(map(str, args.tasks))} --param-tasks {args.param_tasks} --clock {args.clock}'
+             + (f' --methods {" ".join(args.methods)}' if args.methods != DEFAULT_METHODS else '')
              + (f' --device {args.device}' if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + '`', '',
              '| method | kind | ' + ' | '.join(f'T={t}' for t in ts) + ' |', '|---|---|' + '---|'*len(ts)]
     lines += [f'| {m} | {kind[m]} | ' + ' | '.join(f'{table[(m, t)]:.2f}x' if (m, t) in table else '-' for t in ts) + ' |' for m in methods]
@@ -84,7 +90,7 @@ if __name__ == '__main__':
     p.add_argument('--tasks', type=int, nargs='+', default=[2, 3, 8, 40])
     p.add_argument('--param-tasks', type=int, default=8, help='time the parameter-level methods up to this many tasks')
     p.add_argument('--clock', default='wall', choices=['cpu', 'wall'], help="'cpu': this process's CPU time (steady on a shared CPU where wall time includes the wait for a core; one torch thread); 'wall': elapsed time (a GPU)")
-    p.add_argument('--methods', nargs='+', default=[m for m in WEIGHTINGS if m not in ('uw', 'dbmtl')])
+    p.add_argument('--methods', nargs='+', default=DEFAULT_METHODS, help=f"names in WEIGHTINGS or {list(VARIANTS)}")
     p.add_argument('--out', default=None, help='bench/results/weighting.md (weighting_cuda[_fp16].md on a GPU) by default')
     args = p.parse_args()
     device = setup(args)
