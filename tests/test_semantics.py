@@ -1,5 +1,5 @@
-"Hand-computed values of the semantics (masked losses, metrics, loss-based weightings, labels): fast, and the test selection of `mutmut run`"
-import math, warnings
+"Hand-computed values of the semantics (tasks, masked losses, metrics, loss-based weightings, labels): fast, and the test selection of `mutmut run`"
+import math, pickle, warnings
 from copy import deepcopy
 from functools import partial
 from types import SimpleNamespace
@@ -18,6 +18,10 @@ from fastai.vision.all import (Metric, AccumMetric, Categorize, Datasets, Transf
 from fastai_mtl.all import BinaryTask, TaskBinarize, metric_kind
 from fastai_mtl.labels import _py, _task_tfm, _encoded_targets, _read_column
 import fastai_mtl.metrics as _metrics, fastai_mtl.weighting as _weighting
+from fastai_mtl.tasks import Destandardize, check_unit
+from torch import nn
+from fastai.vision.all import DataBlock, RegressionBlock, CategoryBlock, IndexSplitter, Flatten, SigmoidRange
+from fastai.losses import LabelSmoothingCrossEntropyFlat
 
 def close(a, b, tol=1e-5): assert torch.allclose(torch.as_tensor(a).float(), torch.as_tensor(b).float(), atol=tol), (a, b)
 
@@ -844,3 +848,260 @@ def test_task_dl_reads_each_column_once():
     plain = TaskDL([1, 2, 3, 4], bs=2, shuffle=False)  # no parts to read
     assert plain.encoded_targets() == [] and plain.columns() == [] and plain.create_item(2) == 3
     assert plain.one_batch().tolist() == [1, 2]
+
+# Loss: the reduction check
+def test_multi_task_loss_reduction_error_in_full():
+    with pytest.raises(ValueError) as e: MultiTaskLoss(_tasks(), reduction='sum')
+    assert str(e.value) == "MultiTaskLoss: reduction must be 'mean' (each task's mean loss, combined) or 'none' (one loss per item), got 'sum'"
+
+# Tasks (mutation testing of `tasks.py`)
+
+def test_task_defaults():
+    t = CategoryTask('c')
+    assert (t.weight, t.lr_mult, t.wd, t.head, t.sort, t.vocab) == (1., 1., None, None, True, None)
+    assert t.loss_func.reduction == 'none' and list(t.metrics) == [accuracy]
+    r = RegressionTask('r')
+    assert (r.n_out, r.y_range, r.standardize, r.unit, r.mean, r.std) == (1, None, True, None, 0., 1.)
+    m = MultiCategoryTask('m')
+    assert (m.label_delim, m.thresh) == (' ', 0.5)
+
+def test_task_arguments_are_kept():
+    lf, h, getter = LabelSmoothingCrossEntropyFlat(), nn.Linear(2, 3), ColReader('other')
+    t = CategoryTask('c', weight=2., getter=getter, loss_func=lf, metrics=[mae], head=h, lr_mult=0.5, wd=0.1)
+    assert (t.weight, t.getter, t.loss_func, t.head, t.lr_mult, t.wd, list(t.metrics)) == (2., getter, lf, h, 0.5, 0.1, [mae])
+    assert lf.reduction == 'none'
+    b = BinaryTask('b', weight=3., pos_label='y', thresh=0.7)
+    assert (b.weight, b.pos_label, b.thresh, b.loss_func.thresh) == (3., 'y', 0.7, 0.7)
+
+def test_a_tasks_default_getter_reads_its_column():
+    t = RegressionTask('size')
+    assert t.getter(pd.Series({'size': 3., 'b': 1.})) == 3.
+    with pytest.raises(ValueError, match=r"^Task 'size': label column 'size' is not in the data, whose columns are \['a'\]$"):
+        t.getter(pd.Series({'a': 1.}))
+
+@pytest.mark.parametrize('kw, msg', [
+    (dict(weight=-1.), "weight must be a finite number >= 0, got -1.0"), (dict(weight=float('inf')), "weight must be a finite number >= 0, got inf"),
+    (dict(weight=float('nan')), "weight must be a finite number >= 0, got nan"), (dict(weight=True), "weight must be a finite number >= 0, got True"),
+    (dict(weight='1'), "weight must be a finite number >= 0, got '1'"), (dict(lr_mult=-0.5), "lr_mult must be a finite number >= 0, got -0.5"),
+    (dict(wd=-1e-2), "wd must be a finite number >= 0, got -0.01")])
+def test_task_argument_errors_in_full(kw, msg):
+    with pytest.raises(ValueError) as e: CategoryTask('c', **kw)
+    assert str(e.value) == f"Task 'c': {msg}"
+
+def test_task_name_and_loss_errors_in_full():
+    for name in ('a b', 1, '1a', ''):
+        with pytest.raises(ValueError) as e: CategoryTask(name)
+        assert str(e.value) == f"Task name must be a Python identifier (it names columns, heads and metrics), got {name!r}"
+    class _NoReduction:
+        def __repr__(self): return 'NoReduction()'
+    with pytest.raises(TypeError) as e: CategoryTask('c', loss_func=_NoReduction())
+    assert str(e.value) == "Task 'c': loss_func must be a fastai or PyTorch loss with a `reduction` attribute, got NoReduction()"
+
+def test_a_pytorch_loss_has_no_activation_or_decoding():
+    t = RegressionTask('r', loss_func=nn.L1Loss())
+    x = torch.tensor([1., -2.])
+    assert t.activation(x) is x and t.decodes(x) is x and t.loss_func.reduction == 'none'
+
+def test_check_pred_errors_in_full():
+    t = CategoryTask('c'); t.n_out = 3
+    with pytest.raises(TypeError) as e: t.check_pred([1., 2.], torch.tensor([0]))
+    assert str(e.value) == "Task 'c': the model's output is a list, expected a tensor"
+    t.check_pred(torch.zeros(1, 3), torch.tensor([0]))  # one item
+    with pytest.raises(ValueError) as e: t.check_pred(torch.zeros(1, 2), torch.tensor([0]))
+    assert str(e.value) == ("Task 'c': the model's output has shape (1, 2), expected 3 output(s) for each of the 1 items, shape (1, 3); "
+                            "check the task's head")
+
+def test_task_setup_reads_vocab_then_c():
+    m = MultiCategoryTask('m')
+    m.setup(SimpleNamespace(vocab=['a', 'b'], c=5))
+    assert (m.vocab, m.n_out) == (['a', 'b'], 2)  # the vocab's length comes first
+    m.setup(SimpleNamespace(c=3))
+    assert (m.vocab, m.n_out) == (None, 3)
+    m.setup(SimpleNamespace())
+    assert (m.vocab, m.n_out) == (None, None)
+    tl = TfmdLists(['b', 'a', 'c'], [TaskCategorize(task='c')])
+    c = CategoryTask('c'); c.setup(tl)
+    assert list(c.vocab) == ['a', 'b', 'c'] and c.n_out == 3
+
+def _linears(head): return [(l.in_features, l.out_features) for l in head.modules() if isinstance(l, nn.Linear)]
+
+def test_task_create_head():
+    h = nn.Linear(8, 3)
+    assert CategoryTask('c', head=h).create_head(8) is h
+    t = CategoryTask('c')
+    with pytest.raises(ValueError) as e: t.create_head(8)
+    assert str(e.value) == "Task 'c' has no number of outputs yet: call `tasks.setup(dls)` first"
+    t.n_out = 3
+    assert _linears(t.create_head(8)) == [(16, 512), (512, 3)]  # fastai's head: concatenated average and max pooling
+    assert _linears(t.create_head(8, concat_pool=False, lin_ftrs=[4])) == [(8, 4), (4, 3)]
+
+def test_type_transforms_of_the_tasks():
+    assert list(_setup(CategoryTask('c').type_tfm(), ['b', 'a']).vocab) == ['a', 'b']  # sorted by default
+    tfm = _setup(CategoryTask('c', sort=False).type_tfm(), ['b', 'a'])
+    assert list(tfm.vocab) == ['b', 'a'] and tfm.task == 'c' and tfm.kind == 'category'
+    with pytest.raises(ValueError, match=r"^Task 'c': the data has labels \['z'\] that are not in the vocab given to the task, \['a', 'b'\]"):
+        _setup(CategoryTask('c', vocab=['a', 'b']).type_tfm(), ['a', 'z'])
+    tfm = _setup(MultiCategoryTask('m').type_tfm(), ['b a', 'a;c'])
+    assert list(tfm.vocab) == ['a', 'a;c', 'b'] and tfm.task == 'm'
+    tfm = _setup(MultiCategoryTask('m', label_delim=';').type_tfm(), ['b a', 'a;c'])
+    assert list(tfm.vocab) == ['a', 'b a', 'c']
+    assert list(_setup(MultiCategoryTask('m', vocab=['y', 'x']).type_tfm(), ['x']).vocab) == ['y', 'x']
+    tfm = _setup(BinaryTask('b', pos_label='no').type_tfm(), ['yes', 'no'])
+    assert list(tfm.vocab) == ['yes', 'no'] and tfm.task == 'b' and tfm.kind == 'binary'
+    with pytest.raises(ValueError, match=r"^Task 'b': the data has labels \['z'\]"): _setup(BinaryTask('b', vocab=['n', 'y']).type_tfm(), ['z'])
+    tfm = RegressionTask('r', n_out=2).type_tfm()
+    assert tfm.task == 'r' and tfm(None).shape == (2,) and RegressionTask('r').type_tfm()(None).shape == ()
+
+def test_binary_task_setup_activation_and_decodes():
+    b = BinaryTask('b')
+    b.setup(TfmdLists(['y', 'n'], [TaskBinarize(task='b')]))
+    assert list(b.vocab) == ['n', 'y'] and b.n_out == 1
+    act = b.activation(torch.tensor([0., math.log(3.)]))
+    close(act, [[0.5, 0.5], [0.25, 0.75]]); assert act.shape == (2, 2)
+    close(b.activation(torch.tensor([[math.log(3.)]])), [[0.25, 0.75]])
+    probs = torch.tensor([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
+    assert b.decodes(probs).tolist() == [0, 1, 0]  # 0.5 is not above thresh
+    assert BinaryTask('b', thresh=0.85).decodes(probs).tolist() == [0, 0, 0]
+
+def test_destandardize():
+    d = Destandardize([1, 2], [10, 20])
+    assert {k: v.dtype for k, v in d.named_buffers()} == {'mean': torch.float32, 'std': torch.float32}
+    close(d.mean, [1., 2.]); close(d.std, [10., 20.])
+    close(d(torch.tensor([[1., -1.], [0., 0.5]])), [[11., -18.], [1., 12.]])
+
+def test_check_unit():
+    assert check_unit('r', 'kg') == 'kg' and check_unit('r', None) is None
+    for unit in ('', '  ', 3):
+        with pytest.raises(ValueError) as e: check_unit('r', unit)
+        assert str(e.value) == f"Task 'r': unit must name the units of its values, e.g. unit='kg', or be None; got {unit!r}"
+    assert RegressionTask('r', unit='kg').unit == 'kg'
+    with pytest.raises(ValueError, match=r"^Task 'w': unit must name"): RegressionTask('w', unit=' ')
+
+def test_regression_task_setup_standardises():
+    r = RegressionTask('r')
+    r.setup(TfmdLists([1., 2., None, 1.5], [TaskRegressionSetup(task='r')]))  # not a DataFrame column: encoded item by item
+    assert r.n_out == 1 and r.mean.shape == () and r.std.shape == ()
+    close(r.mean, 1.5); close(r.std, math.sqrt(1/6))
+    r2 = RegressionTask('r', n_out=2)
+    tl = _tl(pd.DataFrame({'a': [[1., 10.], [2., 10.], [float('nan')]*2]}), TaskRegressionSetup(c=2, task='r'))
+    r2.setup(tl)
+    assert r2.n_out == 2
+    close(r2.mean, [1.5, 10.]); close(r2.std, [0.5, 1.])  # a constant column keeps std 1
+    r3 = RegressionTask('r', standardize=False)
+    r3.setup(TfmdLists([4., 6.], [TaskRegressionSetup(task='r')]))
+    assert (r3.mean, r3.std, r3.n_out) == (0., 1., 1)
+
+def test_regression_task_setup_reads_the_encoded_targets():
+    tl = _tl(pd.DataFrame({'a': [1., 3., 3.]}), TaskRegressionSetup(task='r'))
+    assert _encoded_targets(tl) is not None
+    tl._after_item = lambda o: pytest.fail('the per-item pipeline ran')
+    r = RegressionTask('r'); r.setup(tl)
+    close(r.mean, 7/3); close(r.std, math.sqrt(8/9))
+
+def test_regression_task_setup_errors_in_full():
+    r = RegressionTask('r')
+    with pytest.raises(ValueError) as e: r.setup(L())  # (fastai's setup of an empty training set fails before)
+    assert str(e.value) == "Task 'r': the training set is empty; it needs at least one labelled training item"
+    with pytest.raises(ValueError) as e: r.setup(TfmdLists([None, ''], [TaskRegressionSetup(task='r')]))
+    assert str(e.value) == "Task 'r': every value in the training set is missing"
+
+def test_regression_loss_inputs_standardise_with_cached_stats():
+    r = RegressionTask('r')
+    p, y = r.loss_inputs(torch.tensor([3.]), torch.tensor([5.]))
+    close(p, [3.]); close(y, [5.])  # mean 0, std 1 before any setup
+    r.mean, r.std = np.float64(2.), np.float64(4.)
+    p, y = r.loss_inputs(torch.tensor([6.]), torch.tensor([10.]))
+    close(p, [1.]); close(y, [2.])
+    like = torch.zeros(1)
+    a = r._stats(like)
+    assert r._stats(like)[0] is a[0] and r._stats(like)[1] is a[1]  # copied once
+    assert [t.dtype for t in r._stats(like.double())] == [torch.float64] * 2
+    assert [t.dtype for t in r._stats(like.half())] == [torch.float16] * 2
+    r.mean = np.float64(3.)  # a new mean only
+    close(r._stats(like)[0], 3.); close(r._stats(like)[1], 4.)
+    r.std = np.float64(5.)  # a new std only
+    close(r._stats(like)[1], 5.)
+    state = r.__getstate__()
+    assert '_stats_cache' in r.__dict__ and set(state) == set(r.__dict__) - {'_stats_cache'}
+    assert '_stats_cache' not in pickle.loads(pickle.dumps(r)).__dict__
+
+def test_regression_task_create_head():
+    h = nn.Linear(8, 1)
+    assert RegressionTask('r', head=h).create_head(8) is h
+    r = RegressionTask('r'); r.mean, r.std = np.float64(2.), np.float64(3.)
+    head = r.create_head(8, concat_pool=False, lin_ftrs=[4]).eval()
+    assert [type(l) for l in head][1:] == [Destandardize, Flatten] and head[2].full is True
+    assert _linears(head) == [(8, 4), (4, 1)]
+    close(head[1].mean, 2.); close(head[1].std, 3.)
+    x = torch.randn(5, 8, 2, 2)
+    assert head(x).shape == (5,)
+    close(head(x), head[0](x).view(-1)*3 + 2)
+    s = RegressionTask('s', y_range=(0., 10.)); s.n_out = 2
+    head = s.create_head(8).eval()
+    assert len(head) == 2 and isinstance(head[1], SigmoidRange) and (head[1].low, head[1].high) == (0., 10.)
+    assert head(x).shape == (5, 2) and _linears(head) == [(16, 512), (512, 2)]
+
+def test_tasks_errors_in_full():
+    with pytest.raises(ValueError) as e: Tasks()
+    assert str(e.value) == "Tasks needs at least one task, e.g. Tasks(CategoryTask('gender'), RegressionTask('age'))"
+    with pytest.raises(TypeError) as e: Tasks(CategoryTask('a'), 3)
+    assert str(e.value) == "Tasks takes Task objects (CategoryTask, MultiCategoryTask, RegressionTask), got [3]"
+    with pytest.raises(ValueError) as e: Tasks(CategoryTask('b'), RegressionTask('a'), RegressionTask('c'), CategoryTask('a'), MultiCategoryTask('b'))
+    assert str(e.value) == "Task names must be unique, got ['a', 'b'] more than once"
+
+def test_tasks_repr_and_lookup():
+    a, b = CategoryTask('a'), RegressionTask('b', weight=2.)
+    tasks = Tasks(a, b)
+    assert repr(tasks) == "Tasks(CategoryTask('a', weight=1.0), RegressionTask('b', weight=2.0))"
+    assert tasks['b'] is b and tasks['a'] is a and tasks[1] is b and list(tasks) == [a, b]
+    with pytest.raises(KeyError) as e: tasks['z']
+    assert e.value.args == ("No task named 'z'; the tasks are ['a', 'b']",)
+
+_df = pd.DataFrame({'x': [1., 2., 3., 4.], 'c': ['a', 'b', 'a', 'b'], 'r': [1., 3., None, 5.]})
+
+def _dls(tasks, df=_df, blocks=None):
+    return DataBlock(blocks=(RegressionBlock(), *(blocks or tasks.blocks)), get_x=ColReader('x'), get_y=tasks.getters, n_inp=1,
+                     splitter=IndexSplitter([3])).dataloaders(df, bs=2)
+
+def test_tasks_targets_and_setup():
+    tasks = Tasks(CategoryTask('c'), RegressionTask('r'))
+    dls = _dls(tasks)
+    tls = tasks.targets(dls)
+    assert len(tls) == 2 and list(tls[0].vocab) == ['a', 'b'] and len(tls[1]) == 3  # the training part
+    tasks.setup(dls)
+    assert list(tasks['c'].vocab) == ['a', 'b'] and tasks['c'].n_out == 2
+    close(tasks['r'].mean, 2.); close(tasks['r'].std, 1.); assert tasks['r'].n_out == 1
+    tasks['c'].n_out = 7
+    tasks.setup(dls)
+    assert tasks['c'].n_out == 7  # once per DataLoaders
+    tasks.setup(_dls(tasks))
+    assert tasks['c'].n_out == 2  # new DataLoaders: set up again
+    state = tasks.__getstate__()
+    assert '_source' in tasks.__dict__ and set(state) == set(tasks.__dict__) - {'_source'}
+    assert pickle.loads(pickle.dumps(tasks)).names == ['c', 'r']
+
+def test_tasks_targets_errors_in_full():
+    dls = _dls(Tasks(CategoryTask('c'), RegressionTask('r')))
+    with pytest.raises(ValueError) as e: Tasks(CategoryTask('c'), RegressionTask('r'), MultiCategoryTask('m')).targets(dls)
+    assert str(e.value) == ("The DataLoaders have 2 targets but there are 3 tasks ['c', 'r', 'm']: build the DataBlock with "
+                            "`blocks=(<input block>, *tasks.blocks)`, `get_y=tasks.getters` and `n_inp=1`")
+    with pytest.raises(ValueError) as e: Tasks(CategoryTask('c'), RegressionTask('s')).targets(dls)
+    assert str(e.value) == ("The DataLoaders were built for the tasks ['c:category', 'r:regression'] but the tasks here are "
+                            "['c:category', 's:regression']: build the DataLoaders and the learner from the same `Tasks`")
+    tasks = Tasks(CategoryTask('c'), RegressionTask('r'))
+    plain = _dls(tasks, blocks=(CategoryBlock(), tasks.blocks[1]))  # fastai's CategoryBlock: not made by a task
+    assert len(tasks.targets(plain)) == 2
+    with pytest.raises(ValueError) as e: Tasks(CategoryTask('c'), BinaryTask('r')).targets(plain)
+    assert str(e.value) == ("The DataLoaders were built for the tasks ['?', 'r:regression'] but the tasks here are "
+                            "['c:category', 'r:binary']: build the DataLoaders and the learner from the same `Tasks`")
+
+def test_tasks_check_compares_the_vocabs():
+    tasks = Tasks(CategoryTask('c'), RegressionTask('r'))
+    dls = _dls(tasks)
+    tasks.check(dls)  # not set up yet: no vocab to compare
+    tasks.setup(dls)
+    tasks.check(dls)
+    other = _dls(Tasks(CategoryTask('c'), RegressionTask('r')), _df.assign(c=['a', 'b', 'z', 'a']))
+    with pytest.raises(ValueError) as e: tasks.check(other)
+    assert str(e.value) == ("Task 'c': the DataLoaders' labels ['a', 'b', 'z'] are not the ones the model was built for, ['a', 'b']: "
+                            "build the DataLoaders with the learner's tasks (`learn.tasks`), or make a new learner")
