@@ -15,7 +15,7 @@ how often memory went back to the kernel and had to be mapped again. Writes benc
 
     python bench/overhead.py [--rounds 5] [--device cuda] [--fp16]
 """
-import argparse, multiprocessing as mp
+import argparse, time, multiprocessing as mp
 from copy import deepcopy
 from functools import partial
 import numpy as np, pandas as pd, torch
@@ -96,7 +96,7 @@ def main(args):
     rows = []
     for name in args.models:
         fs = variants(name, device, args.fp16)
-        times = paired(fs, args.rounds, device)
+        times = paired(fs, args.rounds, device, clock=time.process_time if args.clock == 'cpu' else time.perf_counter)
         faults = {k: page_faults(f) for k,f in fs.items()}
         mem = {k: np.median([first_epoch_peak(name, k, device, args.fp16) for _ in range(args.mem_repeats)]) for k in fs}
         n_tasks, size, _, n, bs = CONFIGS[name]
@@ -111,12 +111,12 @@ def main(args):
 
 def report(df, args, device):
     cmd = ' '.join(filter(None, [malloc_settings(), f"python bench/overhead.py --rounds {args.rounds}"])) + (f" --device {args.device}" if args.device != 'cpu' else '') + (' --fp16' if args.fp16 else '') + \
-          (f' --tag {args.tag}' if args.tag else '')
+          (f' --clock {args.clock}' if args.clock != 'wall' else '') + (f' --tag {args.tag}' if args.tag else '')
     items = ', '.join(f"{k}: {int(v[3]*0.8)} training and {int(v[3]*0.2)} validation items" for k,v in CONFIGS.items() if k in args.models)
     return f"""# Framework overhead: `mtl_learner(...).fit` vs a hand-written PyTorch loop{f' ({args.tag})' if args.tag else ''}
 
 Same initial model, same in-memory batches ({items}; batches sliced from tensors encoded once, so the data costs the
-same for every loop), one epoch of training plus the validation pass per timing; the loops alternate within each of
+same for every loop), one epoch of training plus the validation pass per timing ({'this process' + "'" + 's CPU time' if args.clock == 'cpu' else 'wall time'}); the loops alternate within each of
 {args.rounds} rounds and each ratio is the median of the per-round ratios. Peak memory: extra memory of a first epoch
 (including the optimiser state), median of {args.mem_repeats} fresh processes on the CPU, CUDA allocator peak on a GPU. Page faults
 and system CPU time: one more epoch of each loop, from the process's resource usage.
@@ -130,6 +130,7 @@ if __name__ == '__main__':
     p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--mem-repeats', type=int, default=3)
+    p.add_argument('--clock', default='wall', choices=['cpu', 'wall'], help="'wall': elapsed time; 'cpu': this process's CPU time (steady on a shared CPU, one torch thread)")
     p.add_argument('--models', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
     args = p.parse_args()
     df = main(args)
