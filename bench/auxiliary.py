@@ -21,13 +21,11 @@ auxiliary_{part}_notes.txt if there is one), auxiliary.png and auxiliary_{part}_
     python bench/auxiliary.py --part penguins --from-csv     # the report again, from the saved runs
 """
 import argparse, json, time
-import numpy as np, pandas as pd, torch
-from torch import nn
+import numpy as np, pandas as pd
 from fastai.tabular.all import IndexSplitter, set_seed
-from fastai_mtl.all import (Tasks, CategoryTask, MTLLearner, MultiHead, make_multimnist, multimnist_dataloaders, lenet_body, lenet_head,
-                            mtl_tabular_dataloaders, mtl_tabular_learner)
+from fastai_mtl.all import Tasks, CategoryTask, make_multimnist, mtl_tabular_dataloaders, mtl_tabular_learner
 from common import add_device_args, setup, machine, md_table, write, RESULTS
-from multimnist import ValidateLastEpoch
+from multimnist import train as train_multimnist
 
 PARTS = dict(multimnist=dict(full='left', scarce='right', epochs=5, bs=256, lr=1e-2, fractions=[0.01, 0.05, 0.2, 1.]),
              penguins=dict(full='species', scarce='sex', epochs=20, bs=32, lr=1e-2, fractions=[0.05, 0.2, 0.5, 1.]))
@@ -54,17 +52,8 @@ def multimnist_data(args):
     return df[~df.is_test].reset_index(drop=True), df[df.is_test].reset_index(drop=True)
 
 def fit_multimnist(train, test, names, weighting, seed, args, device):
-    "Test accuracy (%) of each task in `names` after training MultiLeNet with `weighting` (bench/multimnist.py's `train`, with the vocab given)"
-    tasks = Tasks(*[CategoryTask(n, vocab=list(range(10))) for n in names])  # every digit, even if a tiny labelled subset lacks one
-    set_seed(seed, reproducible=True)
-    dls = multimnist_dataloaders(pd.concat([train, test], ignore_index=True), tasks, bs=args.bs, device=device)
-    tasks.setup(dls)
-    model = nn.Sequential(lenet_body(args.p), MultiHead({t.name: lenet_head(t.n_out, args.p) for t in tasks}))
-    learn = MTLLearner(dls, model, tasks, weighting=weighting, cbs=ValidateLastEpoch())
-    if args.fp16: learn = learn.to_fp16()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
-    final = learn.history.df.iloc[-1]
-    return {n: 100*final[f'{n}_accuracy'] for n in names}
+    "Test accuracy (%) of each task in `names` after training MultiLeNet with `weighting`: bench/multimnist.py's `train` with every digit as vocab (a tiny labelled subset may lack one)"
+    return train_multimnist(pd.concat([train, test], ignore_index=True), names, weighting, seed, args, device, vocab=list(range(10)))
 
 def penguins_data(args):
     import palmerpenguins

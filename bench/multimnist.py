@@ -29,9 +29,9 @@ class ValidateLastEpoch(Callback):
     def before_validate(self):
         if self.epoch < self.n_epoch - 1: raise CancelValidException
 
-def train(df, names, weighting, seed, args, device):
-    "Test accuracy of each task in `names` after training MultiLeNet with `weighting` from seed `seed`"
-    tasks = Tasks(*[CategoryTask(n) for n in names])
+def train(df, names, weighting, seed, args, device, vocab=None):
+    "Test accuracy (%) of each task in `names` after training MultiLeNet with `weighting` from seed `seed` (each task's classes `vocab` if given)"
+    tasks = Tasks(*[CategoryTask(n, vocab=vocab) for n in names])
     set_seed(seed, reproducible=True)
     dls = multimnist_dataloaders(df, tasks, bs=args.bs, device=device)
     tasks.setup(dls)

@@ -16,6 +16,7 @@ import torch, numpy as np
 from fastai.vision.all import Learner, DataLoaders, DataLoader, resnet18, set_seed, Adam
 from fastai_mtl.all import Tasks, CategoryTask, MultiTaskLoss, WeightingCallback, WithLossParams, get_weighting, WEIGHTINGS, create_mtl_body, create_mtl_model, GradientWeighting
 from fastai.learner import trainable_params
+from torchjd.aggregation import NashMTL
 from common import add_device_args, setup, timed, machine, suffix
 
 warnings.filterwarnings('ignore')
@@ -26,7 +27,7 @@ KINDS = dict(static='loss', equal='loss', uncertainty='loss', dwa='loss', rlw='l
              graddrop='gradient (parameter)', config='gradient (parameter)')
 
 VARIANTS = {  # not in WEIGHTINGS: a method with other settings, passed as a TorchJD aggregator
-    'nash_mtl_every4': lambda n: GradientWeighting(__import__('torchjd').aggregation.NashMTL(n_tasks=n, update_weights_every=4))}
+    'nash_mtl_every4': lambda n: GradientWeighting(NashMTL(n_tasks=n, update_weights_every=4))}
 KINDS['nash_mtl_every4'] = KINDS['nash_mtl']
 
 def make_learner(name, n_tasks, batches, size, bs, device=None, fp16=False):
