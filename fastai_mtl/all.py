@@ -22,6 +22,7 @@ _modules = (
     'loss',
     'metrics',
     'dense_data',
+    'dense_readers',
     'dense',
     'weighting',
     'gradient_weighting',

@@ -15,6 +15,7 @@ from .tasks import *
 from .loss import *
 from .metrics import *
 from .dense_data import *
+from .dense_readers import *
 from math import nan
 import itertools
 
