@@ -25,7 +25,7 @@ import numpy as np, pandas as pd
 from fastai.tabular.all import IndexSplitter, set_seed
 from fastai_mtl.all import Tasks, CategoryTask, make_multimnist, mtl_tabular_dataloaders, mtl_tabular_learner
 from common import add_device_args, setup, machine, md_table, write, RESULTS
-from multimnist import train as train_multimnist
+from multimnist import train as train_multimnist, add_recipe_args
 
 PARTS = dict(multimnist=dict(full='left', scarce='right', epochs=5, bs=256, lr=1e-2, fractions=[0.01, 0.05, 0.2, 1.]),
              penguins=dict(full='species', scarce='sex', epochs=20, bs=32, lr=1e-2, fractions=[0.05, 0.2, 0.5, 1.]))
@@ -178,7 +178,7 @@ def plot(out):
     fig.tight_layout(); fig.savefig(out, dpi=100)
 
 def main():
-    p = add_device_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    p = add_recipe_args(add_device_args(argparse.ArgumentParser(description=__doc__.splitlines()[0])))
     p.add_argument('--part', choices=list(PARTS), required=True)
     p.add_argument('--n-train', type=int, default=20000, help='MultiMNIST training pairs'); p.add_argument('--n-test', type=int, default=10000)
     p.add_argument('--epochs', type=int, default=None); p.add_argument('--lr', type=float, default=None)

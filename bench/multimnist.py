@@ -11,7 +11,8 @@ The three weighting methods are chosen by a stated rule, not by looking at test 
 method (`mgda`, whose MGDA-UB number is the published reference), `upgrad` (UPGrad, TorchJD's own aggregator, which
 builds on MGDA's idea) and Kendall et al.'s `uncertainty` (the most used loss-based method).
 
-    python bench/multimnist.py [--n-train 60000] [--epochs 10] [--seeds 0 1 2] [--methods mgda upgrad uncertainty]
+    python bench/multimnist.py [--n-train 60000] [--epochs 10] [--seeds 0 1 2] [--methods mgda upgrad uncertainty] [--tag e100]
+    python bench/multimnist.py --epochs 100 --tag e100 --from-csv      # the report again, from the saved runs
 """
 import argparse, time
 import numpy as np, pandas as pd, torch
@@ -31,16 +32,29 @@ class ValidateLastEpoch(Callback):
 
 def train(df, names, weighting, seed, args, device, vocab=None):
     "Test accuracy (%) of each task in `names` after training MultiLeNet with `weighting` from seed `seed` (each task's classes `vocab` if given)"
-    tasks = Tasks(*[CategoryTask(n, vocab=vocab) for n in names])
+    tasks = Tasks(*[CategoryTask(n, vocab=vocab, lr_mult=args.head_lr_mult) for n in names])
     set_seed(seed, reproducible=True)
     dls = multimnist_dataloaders(df, tasks, bs=args.bs, device=device)
     tasks.setup(dls)
-    model = nn.Sequential(lenet_body(args.p), MultiHead({t.name: lenet_head(t.n_out, args.p) for t in tasks}))
+    model = nn.Sequential(lenet_body(args.p, args.width), MultiHead({t.name: lenet_head(t.n_out, args.p, args.width) for t in tasks}))
     learn = MTLLearner(dls, model, tasks, weighting=weighting, cbs=ValidateLastEpoch())
     if args.fp16: learn = learn.to_fp16()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, args.lr)
+    with learn.no_bar(), learn.no_logging(): getattr(learn, f'fit_{args.schedule}')(args.epochs, args.lr)
     final = learn.history.df.iloc[-1]
     return {n: 100*final[f'{n}_accuracy'] for n in names}
+
+RECIPE = dict(width=50, head_lr_mult=1., schedule='one_cycle')   # the paper's network, heads at the body's learning rate, fastai's usual schedule
+
+def add_recipe_args(p):
+    "The training recipe's options (the levers of bench/multimnist_levers.py), `RECIPE` by default"
+    p.add_argument('--width', type=int, default=RECIPE['width'], help="features of the shared representation (the paper's 50)")
+    p.add_argument('--head-lr-mult', type=float, default=RECIPE['head_lr_mult'], help="each head's learning rate, times the body's (`Task(lr_mult=...)`)")
+    p.add_argument('--schedule', choices=['one_cycle', 'flat_cos'], default=RECIPE['schedule'], help="fastai's `fit_one_cycle` or `fit_flat_cos`")
+    return p
+
+def recipe(args):
+    "The recipe's options that differ from `RECIPE`, as command-line flags"
+    return ''.join(f' --{k.replace("_", "-")} {getattr(args, k)}' for k,v in RECIPE.items() if getattr(args, k) != v)
 
 def main(args):
     device = setup(args)
@@ -68,12 +82,12 @@ def summary(runs):
     return pd.DataFrame(rows)
 
 def report(runs, args, device):
-    cmd = f"python bench/multimnist.py --n-train {args.n_train} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)}"
+    cmd = f"python bench/multimnist.py --n-train {args.n_train} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)}{recipe(args)}"
     return f"""# Quality: MultiMNIST, single-task vs multi-task
 
 MultiMNIST from real MNIST (Sener & Koltun's construction, `make_multimnist`): the first {args.n_train:,} MNIST training
 images as left digits (right digits drawn at random from the training set), tested on {args.n_test:,} pairs built from
-MNIST's test set (fixed split, data seed 0). MultiLeNet (shared LeNet body to 50 features, one 50-50-10 head per task,
+MNIST's test set (fixed split, data seed 0). MultiLeNet (shared LeNet body to {args.width} features, one {args.width}-50-10 head per task,
 dropout {args.p}); {args.epochs} epochs of `fit_one_cycle(lr={args.lr})`, fastai's Adam, batch {args.bs}; no tuning per method.
 Single-task: the same network with one head, trained on one digit. Mean ± standard deviation over seeds
 {', '.join(map(str, args.seeds))} (initialisation and batch order); accuracy on the test split, measured once after training.
@@ -87,13 +101,15 @@ Command: `{cmd}`
 """
 
 if __name__ == '__main__':
-    p = add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
+    p = add_recipe_args(add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0])))
     p.add_argument('--n-train', type=int, default=60000); p.add_argument('--n-test', type=int, default=10000)
     p.add_argument('--epochs', type=int, default=10); p.add_argument('--lr', type=float, default=1e-2)
     p.add_argument('--bs', type=int, default=256); p.add_argument('--p', type=float, default=0.5)
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--methods', nargs='+', default=['mgda', 'upgrad', 'uncertainty'])
+    p.add_argument('--from-csv', action='store_true', help='rewrite the report from the saved runs')
     args = p.parse_args()
-    runs = main(args)
-    runs.to_csv(RESULTS/f'multimnist_runs{suffix(args)}.csv', index=False)
+    out = RESULTS/f'multimnist_runs{suffix(args)}.csv'
+    runs = pd.read_csv(out) if args.from_csv else main(args)
+    runs.to_csv(out, index=False)
     write('multimnist', report(runs, args, setup(args)), args)

@@ -13,7 +13,7 @@ single-task models on the penguins, and the parameters and step time of every sh
 - `--part cost`: parameters and the median step time of each sharing on resnet18 (32 px, batch 32, three tasks),
   measured side by side in one run (paired rounds, alternating order).
 
-Writes bench/results/sharing.md (synthetic + penguins), sharing.png and sharing_cost.md.
+Writes bench/results/sharing.md (synthetic + penguins), sharing.png, sharing_curves.png and sharing_cost.md (each with `--tag`'s suffix).
 
     python bench/sharing.py --part synthetic [--seeds 3] [--correlations 0.5 0.9 1.0] [--epochs 15] [--n 10000]
     python bench/sharing.py --part penguins [--seeds 3]
@@ -28,7 +28,7 @@ from fastai.tabular.all import IndexSplitter, RandomSplitter, set_seed, params, 
 from fastai.vision.all import resnet18
 from fastai_mtl.all import Tasks, CategoryTask, RegressionTask, mtl_tabular_dataloaders, mtl_tabular_learner, make_shapes, shapes_dataloaders, mtl_learner
 from fastai_mtl.sharing import MMoE, PLE, CGC, CrossStitch, MTAN
-from common import add_device_args, setup, paired, machine, md_table, write, RESULTS
+from common import add_device_args, setup, paired, machine, md_table, write, suffix, RESULTS
 
 warnings.filterwarnings('ignore')
 
@@ -49,7 +49,7 @@ SYNTHETIC = {'shared-bottom': MMoE(n_experts=1, expert_size=128), 'MMoE': MMoE(n
              'PLE': PLE(levels=2, n_shared=4, n_specific=2, expert_size=16)}
 
 def fit_synthetic(df, sharing, epochs, seed, device, bs=128, lr=1e-3):
-    "Validation MSE (mean of both tasks, original units) of `sharing`'s head trained on the standardised targets; a plain Adam loop over in-memory tensors"
+    "Validation MSE (mean of both tasks, original units) after each epoch of `sharing`'s head trained on the standardised targets; a plain Adam loop over in-memory tensors"
     x = torch.tensor(df.filter(like='x').values, dtype=torch.float32, device=device)
     y = torch.tensor(df[['y1', 'y2']].values, dtype=torch.float32, device=device)
     n_valid = len(df)//6
@@ -60,13 +60,16 @@ def fit_synthetic(df, sharing, epochs, seed, device, bs=128, lr=1e-3):
     model = sharing.create_head(x.shape[1], tasks, lin_ftrs=[8], ps=0., first_bn=False).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = x[:-n_valid], (y[:-n_valid] - mean)/std
+    curve = []
     for _ in range(epochs):
+        model.train()
         for idx in torch.randperm(len(xt), device=device).split(bs):
             loss = sum(F.mse_loss(o, yt[idx, k]) for k,o in enumerate(model(xt[idx])))
             opt.zero_grad(); loss.backward(); opt.step()
-    model.eval()
-    with torch.no_grad(): preds = torch.stack(model(x[-n_valid:]), 1)*std + mean
-    return ((preds - y[-n_valid:])**2).mean().item(), sum(p.numel() for p in model.parameters())
+        model.eval()
+        with torch.no_grad(): preds = torch.stack(model(x[-n_valid:]), 1)*std + mean
+        curve.append(((preds - y[-n_valid:])**2).mean().item())
+    return curve, sum(p.numel() for p in model.parameters())
 
 def synthetic(args, device):
     rows = []
@@ -74,8 +77,8 @@ def synthetic(args, device):
         for seed in range(args.seeds):
             df = synthetic_tasks(p, args.n, seed=seed)
             for name,sharing in SYNTHETIC.items():
-                mse, n_params = fit_synthetic(df, sharing, args.epochs, seed, device)
-                rows.append(dict(correlation=p, seed=seed, model=name, mse=mse, params=n_params))
+                curve, n_params = fit_synthetic(df, sharing, args.epochs, seed, device)
+                rows += [dict(correlation=p, seed=seed, model=name, epoch=e+1, mse=mse, params=n_params) for e,mse in enumerate(curve)]
                 print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
@@ -139,12 +142,43 @@ def plot(res, out):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name,d in res.groupby('model', sort=False):
+    for name,d in final(res).groupby('model', sort=False):
         g = d.groupby('correlation')['mse']
         ax.errorbar(g.mean().index, g.mean().values, yerr=g.std().values, marker='o', capsize=3, label=name)
     ax.set_xlabel('task correlation p (cosine of the weight vectors)'); ax.set_ylabel('validation MSE (mean of both tasks)')
     ax.set_title("Ma et al. (2018) synthetic tasks: mean and sd over seeds"); ax.legend()
     fig.tight_layout(); fig.savefig(out, dpi=100)
+
+def geo_curves(res):
+    "Geometric mean over seeds of the validation MSE, per model, correlation and epoch"
+    return np.exp(np.log(res.mse).groupby([res.model, res.correlation, res.epoch], sort=False).mean())
+
+def plot_curves(res, out):
+    "The paper's Figure 4: validation loss over training, one panel per model, one curve per correlation"
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    curves, models = geo_curves(res), list(res.model.unique())
+    fig, axs = plt.subplots(1, len(models), figsize=(4*len(models), 3.5), sharey=True)
+    for ax,m in zip(axs, models):
+        for p,c in curves[m].groupby(level='correlation'): ax.plot(c.index.get_level_values('epoch'), c.values, label=f'p = {p:g}')
+        ax.set_yscale('log'); ax.set_title(m); ax.set_xlabel('epoch'); ax.grid(alpha=0.3)
+    axs[0].set_ylabel('validation MSE (geometric mean over seeds)'); axs[0].legend()
+    fig.tight_layout(); fig.savefig(out, dpi=100)
+
+def final(res): return res[res.epoch == res.epoch.max()]
+
+def over_training(res, models, sfx, n_train, at=(1, 2, 5, 10, 20, 40, 80)):
+    "Markdown: the geometric-mean ratio of each model's validation MSE to the shared bottom's, per correlation, at epochs `at`"
+    at = [e for e in at if e <= res.epoch.max()]
+    if len(at) < 2: return ''
+    runs = res[res.epoch.isin(at)].pivot_table(index=['correlation', 'epoch', 'seed'], columns='model', values='mse')
+    rows = [{'model / shared-bottom': m, 'correlation': p, **{f'epoch {e}': f'{v:.2f}' for e,v in
+             np.exp(np.log(g[m]/g['shared-bottom']).groupby('epoch').mean()).items()}}
+            for m in models[1:] for p,g in runs.groupby('correlation')]
+    return ("\n\n**Over training** (the paper's Figure 4 plots the loss over training steps): geometric mean over seeds of each "
+            "model's validation MSE divided by the shared bottom's of the same seed, after each number of epochs (one epoch: "
+            f"{len(range(0, n_train, 128))} steps of batch 128). Below 1: the soft sharing is ahead.\n\n" + md_table(pd.DataFrame(rows)) +
+            f"\n\n![](sharing_curves{sfx}.png)")
 
 def main():
     p = add_device_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
@@ -163,14 +197,16 @@ def main():
               f"`python bench/sharing.py --part cost --rounds {args.rounds}`. {machine(device, args)}\n\n{md_table(cost(args, device))}\n", args)
         return
     args.epochs = args.epochs or 20
-    runs = RESULTS/f'sharing_{args.part}_runs.csv'
+    runs = RESULTS/f'sharing_{args.part}_runs{suffix(args)}.csv'
     if args.from_csv: res = pd.read_csv(runs)
     else:
         res = synthetic(args, device) if args.part == 'synthetic' else penguins(args, device)
         res.to_csv(runs, index=False)
-    if args.part == 'synthetic': plot(res, RESULTS/'sharing.png')
+    if args.part == 'synthetic':
+        if 'epoch' not in res: res['epoch'] = args.epochs   # runs saved before they kept their curves
+        plot(res, RESULTS/f'sharing{suffix(args)}.png'); plot_curves(res, RESULTS/f'sharing_curves{suffix(args)}.png')
     sections = {}
-    md = RESULTS/'sharing_sections.json'
+    md = RESULTS/f'sharing_sections{suffix(args)}.json'
     if md.exists(): sections = json.loads(md.read_text())
     sections[args.part] = report(res, args, device)
     md.write_text(json.dumps(sections))
@@ -180,6 +216,7 @@ def report(res, args, device):
     cmd = f"`python bench/sharing.py --part {args.part} --seeds {args.seeds} --epochs {args.epochs}" + \
           (f" --correlations {' '.join(map(str, args.correlations))} --n {args.n}`" if args.part == 'synthetic' else '`')
     if args.part == 'synthetic':
+        res, curves = final(res), res
         t = res.groupby(['correlation', 'model'], sort=False)['mse'].agg(['mean', 'std']).unstack('model')
         models = list(SYNTHETIC)
         runs = res.pivot_table(index=['correlation', 'seed'], columns='model', values='mse')
@@ -190,8 +227,9 @@ def report(res, args, device):
                                  for m in models[1:]}})
         n_params = res.groupby('model', sort=False)['params'].first()
         return (f"## Synthetic tasks of controlled correlation (Ma et al. 2018, Section 4)\n\n{cmd}. {machine(device, args)}\n\n"
-                f"Validation MSE (mean of the two tasks, original units), mean ± sd over {args.seeds} seeds (data and initialisation); "
-                f"parameters: " + ', '.join(f'{m} {v:,}' for m,v in n_params.items()) + ".\n\n" + md_table(table) + "\n\n![](sharing.png)")
+                f"Validation MSE (mean of the two tasks, original units) after {args.epochs} epochs, mean ± sd over {args.seeds} seeds (data and initialisation); "
+                f"parameters: " + ', '.join(f'{m} {v:,}' for m,v in n_params.items()) + ".\n\n" + md_table(table) + f"\n\n![](sharing{suffix(args)}.png)" +
+                over_training(curves, models, suffix(args), args.n - args.n//6))
     metrics = list(PENGUIN_TARGETS)
     g = res.groupby('model', sort=False)[metrics]
     m, s = g.mean(), g.std()

@@ -110,11 +110,11 @@ def multimnist_dataloaders(
     return _multimnist_block(tasks).dataloaders(df, bs=bs, **kwargs)
 
 # %% ../nbs/01a_multimnist.ipynb #61f9eaea
-def lenet_body(p:float=0.5)->nn.Sequential:
-    "MultiLeNet's shared body: two 5x5 convolutions and a linear layer, from a 28x28 grey image to 50 features"
+def lenet_body(p:float=0.5, nf:int=50)->nn.Sequential:
+    "MultiLeNet's shared body: two 5x5 convolutions and a linear layer, from a 28x28 grey image to `nf` features (the paper's 50)"
     return nn.Sequential(nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(10, 20, 5), nn.Dropout2d(p),
-                         nn.MaxPool2d(2), nn.ReLU(), Flatten(), nn.Linear(320, 50), nn.ReLU())
+                         nn.MaxPool2d(2), nn.ReLU(), Flatten(), nn.Linear(320, nf), nn.ReLU())
 
-def lenet_head(n_out:int=10, p:float=0.5)->nn.Sequential:
-    "MultiLeNet's task head: 50 features to `n_out` outputs through one hidden layer"
-    return nn.Sequential(nn.Linear(50, 50), nn.ReLU(), nn.Dropout(p), nn.Linear(50, n_out))
+def lenet_head(n_out:int=10, p:float=0.5, nf:int=50)->nn.Sequential:
+    "MultiLeNet's task head: `nf` features to `n_out` outputs through one hidden layer of 50"
+    return nn.Sequential(nn.Linear(nf, 50), nn.ReLU(), nn.Dropout(p), nn.Linear(50, n_out))

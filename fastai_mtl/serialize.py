@@ -18,6 +18,7 @@ from .sharing import sharing_to_dict, sharing_from_dict
 from .learner import *
 from .tabular import *
 from .dense_data import *
+from .dense_readers import *
 from .dense import *
 from .unet import *
 from .inference import *
