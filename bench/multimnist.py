@@ -22,6 +22,7 @@ from fastai_mtl.all import (Tasks, CategoryTask, MTLLearner, MultiHead, make_mul
                             lenet_head)
 from common import add_device_args, setup, machine, md_table, write, suffix, RESULTS
 
+WHY = {'mgda': "the paper's own (`mgda`)", 'upgrad': "TorchJD's `upgrad`", 'uncertainty': "Kendall et al.'s `uncertainty`"}   # how each method was chosen
 REFERENCE = {  # Sener & Koltun 2018 (NeurIPS), MultiMNIST, left/right accuracy %
     'single-task': (97.23, 95.90), 'equal': (96.46, 94.99), 'mgda': (97.26, 95.90)}
 
@@ -70,7 +71,7 @@ def main(args):
             print(runs[-1], flush=True)
     return pd.DataFrame(runs)
 
-def _mean_std(s): return f'{s.mean():.2f} ± {s.std(ddof=0):.2f}' if s.notna().any() else ''
+def _mean_std(s): return '' if not s.notna().any() else f'{s.mean():.2f}' if len(s) == 1 else f'{s.mean():.2f} ± {s.std(ddof=0):.2f}'
 
 def summary(runs):
     rows = []
@@ -82,17 +83,16 @@ def summary(runs):
     return pd.DataFrame(rows)
 
 def report(runs, args, device):
-    cmd = f"python bench/multimnist.py --n-train {args.n_train} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)}{recipe(args)}"
+    cmd = f"python bench/multimnist.py --n-train {args.n_train} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} --methods {' '.join(args.methods)}{recipe(args)}" + (f" --tag {args.tag}" if args.tag else "")
     return f"""# Quality: MultiMNIST, single-task vs multi-task
 
 MultiMNIST from real MNIST (Sener & Koltun's construction, `make_multimnist`): the first {args.n_train:,} MNIST training
 images as left digits (right digits drawn at random from the training set), tested on {args.n_test:,} pairs built from
 MNIST's test set (fixed split, data seed 0). MultiLeNet (shared LeNet body to {args.width} features, one {args.width}-50-10 head per task,
 dropout {args.p}); {args.epochs} epochs of `fit_one_cycle(lr={args.lr})`, fastai's Adam, batch {args.bs}; no tuning per method.
-Single-task: the same network with one head, trained on one digit. Mean ± standard deviation over seeds
-{', '.join(map(str, args.seeds))} (initialisation and batch order); accuracy on the test split, measured once after training.
-Weighting methods chosen by a stated rule, not by test results: the paper's own (`mgda`), TorchJD's `upgrad` and
-Kendall et al.'s `uncertainty`. Reference: Sener & Koltun, *Multi-Task Learning as Multi-Objective Optimization*,
+Single-task: the same network with one head, trained on one digit. {f"Mean ± standard deviation over seeds {', '.join(map(str, args.seeds))}" if len(args.seeds) > 1 else f"One seed ({args.seeds[0]})"}
+(initialisation and batch order); accuracy on the test split, measured once after training.
+Weighting methods chosen by a stated rule, not by test results: {', '.join(WHY.get(m, f'`{m}`') for m in args.methods)}. Reference: Sener & Koltun, *Multi-Task Learning as Multi-Objective Optimization*,
 NeurIPS 2018 (their MGDA row is MGDA-UB).
 {machine(device, args)}
 Command: `{cmd}`

@@ -4,8 +4,8 @@ bench/multimnist.py finds the two-task MultiLeNet 0.8-1.3 points below a single-
 lever changes one thing of that recipe, for the single-task networks and the two-task one (`equal` weights, and
 `--method`) alike, so that each row compares like with like: the width of the shared representation (50 features in
 the paper: two digits may need more room than one), the heads' own learning rate (`Task(lr_mult=...)`: with two tasks
-the body gets two gradients a step while each head gets one), a lower learning rate, and fastai's `fit_flat_cos`
-schedule instead of `fit_one_cycle`. Same data, seeds and test split as bench/multimnist.py (whose `train` runs every
+the body gets two gradients a step while each head gets one) and fastai's `fit_flat_cos` schedule instead of
+`fit_one_cycle` (`--levers` also offers a width of 100 and a lower learning rate). Same data, seeds and test split as bench/multimnist.py (whose `train` runs every
 configuration); the gap is the two-task accuracy minus the single-task one, per digit, and Δm (`delta_m`) is over
 the two accuracies. Writes bench/results/multimnist_levers.md.
 
