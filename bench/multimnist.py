@@ -53,6 +53,15 @@ def add_recipe_args(p):
     p.add_argument('--schedule', choices=['one_cycle', 'flat_cos'], default=RECIPE['schedule'], help="fastai's `fit_one_cycle` or `fit_flat_cos`")
     return p
 
+def add_protocol_args(p):
+    "The data and training options of every MultiMNIST benchmark, with the recipe's: `p`"
+    p.add_argument('--n-train', type=int, default=60000); p.add_argument('--n-test', type=int, default=10000)
+    p.add_argument('--epochs', type=int, default=10); p.add_argument('--lr', type=float, default=1e-2)
+    p.add_argument('--bs', type=int, default=256); p.add_argument('--p', type=float, default=0.5)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--from-csv', action='store_true', help='rewrite the report from the saved runs')
+    return add_recipe_args(add_device_args(p))
+
 def recipe(args):
     "The recipe's options that differ from `RECIPE`, as command-line flags"
     return ''.join(f' --{k.replace("_", "-")} {getattr(args, k)}' for k,v in RECIPE.items() if getattr(args, k) != v)
@@ -89,7 +98,7 @@ def report(runs, args, device):
 MultiMNIST from real MNIST (Sener & Koltun's construction, `make_multimnist`): the first {args.n_train:,} MNIST training
 images as left digits (right digits drawn at random from the training set), tested on {args.n_test:,} pairs built from
 MNIST's test set (fixed split, data seed 0). MultiLeNet (shared LeNet body to {args.width} features, one {args.width}-50-10 head per task,
-dropout {args.p}); {args.epochs} epochs of `fit_one_cycle(lr={args.lr})`, fastai's Adam, batch {args.bs}; no tuning per method.
+dropout {args.p}); {args.epochs} epochs of `fit_{args.schedule}(lr={args.lr})`, fastai's Adam, batch {args.bs}; no tuning per method.
 Single-task: the same network with one head, trained on one digit. {f"Mean ± standard deviation over seeds {', '.join(map(str, args.seeds))}" if len(args.seeds) > 1 else f"One seed ({args.seeds[0]})"}
 (initialisation and batch order); accuracy on the test split, measured once after training.
 Weighting methods chosen by a stated rule, not by test results: {', '.join(WHY.get(m, f'`{m}`') for m in args.methods)}. Reference: Sener & Koltun, *Multi-Task Learning as Multi-Objective Optimization*,
@@ -101,13 +110,8 @@ Command: `{cmd}`
 """
 
 if __name__ == '__main__':
-    p = add_recipe_args(add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0])))
-    p.add_argument('--n-train', type=int, default=60000); p.add_argument('--n-test', type=int, default=10000)
-    p.add_argument('--epochs', type=int, default=10); p.add_argument('--lr', type=float, default=1e-2)
-    p.add_argument('--bs', type=int, default=256); p.add_argument('--p', type=float, default=0.5)
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p = add_protocol_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     p.add_argument('--methods', nargs='+', default=['mgda', 'upgrad', 'uncertainty'])
-    p.add_argument('--from-csv', action='store_true', help='rewrite the report from the saved runs')
     args = p.parse_args()
     out = RESULTS/f'multimnist_runs{suffix(args)}.csv'
     runs = pd.read_csv(out) if args.from_csv else main(args)

@@ -14,8 +14,8 @@ the two accuracies. Writes bench/results/multimnist_levers.md.
 import argparse, time
 import pandas as pd
 from fastai_mtl.all import make_multimnist, delta_m
-from multimnist import train, add_recipe_args, recipe
-from common import add_device_args, setup, machine, md_table, write, suffix, RESULTS
+from multimnist import train, add_protocol_args, recipe, _mean_std
+from common import setup, machine, md_table, write, suffix, RESULTS
 
 LEVERS = {  # name: the options it changes from bench/multimnist.py's recipe
     'paper recipe': {}, 'width 100': dict(width=100), 'width 200': dict(width=200), 'heads lr x3': dict(head_lr_mult=3.),
@@ -41,8 +41,6 @@ def main(args, out):
                 pd.DataFrame(runs).to_csv(out, index=False)   # after every run: a long run stopped early keeps what it measured
     return pd.DataFrame(runs)
 
-def _mean_std(s): return f'{s.mean():.2f} ± {s.std(ddof=0):.2f}'
-
 def summary(runs):
     "Per lever and method: each digit's accuracy, its gap to the single-task networks of the same lever, Δm"
     rows = []
@@ -61,7 +59,6 @@ def summary(runs):
 def report(runs, args, device):
     cmd = f"python bench/multimnist_levers.py --n-train {args.n_train} --n-test {args.n_test} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}" + \
           (f" --method {args.method}" if args.method else '') + f"{recipe(args)} --levers " + ' '.join(f"'{l}'" for l in args.levers)
-    notes = RESULTS/'multimnist_levers_notes.txt'   # the hand-written reading of the numbers, if there is one
     return f"""# MultiMNIST: levers on the single-task / multi-task gap at {args.epochs} epochs
 
 {__doc__.split(chr(10)*2)[1]}
@@ -74,17 +71,12 @@ two-task network is better on average.
 Command: `{cmd}`
 
 {md_table(summary(runs))}
-{chr(10) + notes.read_text() if notes.exists() else ''}"""
+"""
 
 if __name__ == '__main__':
-    p = add_recipe_args(add_device_args(argparse.ArgumentParser(description=__doc__.split('\n')[0])))
-    p.add_argument('--n-train', type=int, default=60000); p.add_argument('--n-test', type=int, default=10000)
-    p.add_argument('--epochs', type=int, default=10); p.add_argument('--lr', type=float, default=1e-2)
-    p.add_argument('--bs', type=int, default=256); p.add_argument('--p', type=float, default=0.5)
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p = add_protocol_args(argparse.ArgumentParser(description=__doc__.split('\n')[0]))
     p.add_argument('--method', default='', help='a weighting method to train beside `equal` under every lever')
     p.add_argument('--levers', nargs='+', default=list(LEVERS), choices=list(LEVERS))
-    p.add_argument('--from-csv', action='store_true', help='rewrite the report from the saved runs')
     args = p.parse_args()
     out = RESULTS/f'multimnist_levers_runs{suffix(args)}.csv'
     runs = pd.read_csv(out) if args.from_csv else main(args, out)

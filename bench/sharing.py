@@ -215,7 +215,6 @@ def main():
         res = synthetic(args, device) if args.part == 'synthetic' else penguins(args, device)
         res.to_csv(runs, index=False)
     if args.part == 'synthetic':
-        if 'epoch' not in res: res['epoch'] = args.epochs   # runs saved before they kept their curves
         plot(res, RESULTS/f'sharing{suffix(args)}.png'); plot_curves(res, RESULTS/f'sharing_curves{suffix(args)}.png')
     sections = {}
     md = RESULTS/f'sharing_sections{suffix(args)}.json'
